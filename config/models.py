@@ -1,0 +1,219 @@
+"""Org configuration: the YAML file that tells revalign how one CRM org is set up.
+
+Validated with pydantic. An invalid file raises :class:`ConfigError` naming the
+key, the value and what is allowed. Secrets never live here: connectors read them
+from environment variables named in the file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from config import CONFIG_DIR
+from connectors.errors import RevalignError
+
+STAGE_NAMES = ("mql", "sal", "sql", "rejected", "recycled", "opportunity", "customer")
+SEGMENTS = ("seed_series_a", "series_b_c", "growth_scale", "enterprise_public")
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+TOUCH_KINDS = ("call", "email", "meeting", "sms", "task", "other")
+
+
+class ConfigError(RevalignError):
+    """Raised when an org config file is missing, unreadable or invalid."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class OrgInfo(_Strict):
+    """Identity and size of the org being scored."""
+
+    id: str = Field(default="org", pattern=r"^[A-Za-z0-9_.-]+$")
+    segment: Literal[SEGMENTS] | None = None  # type: ignore[valid-type]
+    arr_usd: float | None = Field(default=None, ge=0)
+
+
+class CalendarConfig(_Strict):
+    """Business calendar that the speed-to-lead clock runs on."""
+
+    time_zone: str = "UTC"
+    working_days: tuple[Literal[WEEKDAYS], ...] = ("mon", "tue", "wed", "thu", "fri")  # type: ignore[valid-type]
+    opens: dt.time = dt.time(9, 0)
+    closes: dt.time = dt.time(17, 0)
+    holiday_country: str | None = None
+    holiday_subdivision: str | None = None
+    extra_holidays: tuple[dt.date, ...] = ()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown IANA time zone {value!r}; use a name such as 'America/New_York'"
+            raise ValueError(msg) from None
+        return value
+
+    @field_validator("closes")
+    @classmethod
+    def _closes_after_opening(cls, value: dt.time, info: Any) -> dt.time:
+        opens = info.data.get("opens")
+        if opens is not None and value <= opens:
+            msg = f"closing time {value} must be after opening time {opens}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("holiday_country")
+    @classmethod
+    def _known_country(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        import holidays
+
+        supported = holidays.list_supported_countries()
+        if value not in supported:
+            msg = (
+                f"unknown holiday country {value!r}; use an ISO 3166-1 alpha-2 code "
+                f"such as 'US', 'GB' or 'DE'"
+            )
+            raise ValueError(msg)
+        return value
+
+
+class StageMapping(_Strict):
+    """Which raw status values mean which canonical stage.
+
+    A value mapped to ``null`` is known and deliberately not a funnel stage (for
+    example ``New``). A value that appears in the data but not here is unmapped:
+    counted and reported, never guessed.
+    """
+
+    preset: Literal["salesforce_default", "salesforce_custom", "none"] = "none"
+    status: dict[str, Literal[STAGE_NAMES] | None] = Field(default_factory=dict)  # type: ignore[valid-type]
+
+    def resolved(self) -> dict[str, str | None]:
+        """Return the preset's mapping overlaid with the explicit ``status`` entries."""
+        mapping: dict[str, str | None] = {}
+        if self.preset != "none":
+            mapping.update(load_preset(self.preset))
+        mapping.update(self.status)
+        return mapping
+
+
+class TeamMapping(_Strict):
+    """How CRM users map to the sales and marketing teams."""
+
+    department: dict[str, Literal["sales", "marketing", "other"]] = Field(
+        default_factory=lambda: {"Sales": "sales", "Marketing": "marketing"}
+    )
+    users: dict[str, Literal["sales", "marketing", "other"]] = Field(default_factory=dict)
+
+
+class SlaConfig(_Strict):
+    """The sales follow-up commitment and what counts as a sales touch."""
+
+    speed_to_lead_hours: float = Field(default=4.0, gt=0)
+    touch_kinds: tuple[Literal[TOUCH_KINDS], ...] = ("call", "email", "meeting", "sms")  # type: ignore[valid-type]
+    automated_subtypes: tuple[str, ...] = ("ListEmail", "Cadence")
+    routing_hours: float = Field(default=1.0, gt=0)
+
+
+class FieldNames(_Strict):
+    """Custom CRM fields the org uses, by API name; ``None`` when the org has none."""
+
+    rejection_reason: str | None = None
+    lead_score: str | None = None
+    mql_date: str | None = None
+    target_account: str | None = None
+
+
+class SourceConfig(_Strict):
+    """How to read exported files."""
+
+    locale_date_order: Literal["MDY", "DMY"] = "MDY"
+
+
+class AlertingConfig(_Strict):
+    """Whether breach alerts are wired up, used as evidence for SLA maturity."""
+
+    sla_breach_alerts: bool = False
+
+
+class ScoringConfig(_Strict):
+    """Weights for blending measured levels with survey self-ratings."""
+
+    measured_weight: float = Field(default=0.7, ge=0, le=1)
+    min_respondents: int = Field(default=3, ge=1)
+
+
+class OrgConfig(_Strict):
+    """One org's configuration, as read from ``revalign.yaml``."""
+
+    org: OrgInfo = OrgInfo()
+    calendar: CalendarConfig = CalendarConfig()
+    stages: StageMapping = StageMapping(preset="salesforce_custom")
+    teams: TeamMapping = TeamMapping()
+    sla: SlaConfig = SlaConfig()
+    fields: FieldNames = FieldNames()
+    source: SourceConfig = SourceConfig()
+    alerting: AlertingConfig = AlertingConfig()
+    scoring: ScoringConfig = ScoringConfig()
+    decision_window_days: int = Field(default=14, ge=1)
+    survey: Path | None = None
+
+
+def load_preset(name: str) -> dict[str, str | None]:
+    """Load a built-in status mapping from ``config/stages-<name>.yaml``."""
+    path = CONFIG_DIR / f"stages-{name.replace('_', '-')}.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return dict(data["status"])
+
+
+def _describe_error(path: Path, error: dict[str, Any]) -> str:
+    key = ".".join(str(part) for part in error["loc"])
+    value = error.get("input")
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown key; check its spelling against config/example-org.yaml"
+    elif error["type"] == "literal_error":
+        allowed = error.get("ctx", {}).get("expected", "")
+        message = f"not an allowed value; allowed: {allowed}"
+    return f"{path}: key `{key}`: value {value!r}: {message}"
+
+
+def load_config(path: Path | None) -> OrgConfig:
+    """Read and validate an org config file; ``None`` gives the defaults.
+
+    Relative paths inside the file (such as ``survey``) are resolved against the
+    file's folder.
+    """
+    if path is None:
+        return OrgConfig()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"cannot read org config {str(path)!r}: {exc.strerror}; check the --config path"
+        raise ConfigError(msg) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        msg = f"{path}: invalid YAML: {exc}"
+        raise ConfigError(msg) from None
+    if not isinstance(data, dict):
+        msg = f"{path}: the top level must be a mapping of keys, not {type(data).__name__}"
+        raise ConfigError(msg)
+    try:
+        config = OrgConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe_error(path, error) for error in exc.errors()]
+        raise ConfigError("invalid org config:\n" + "\n".join(lines)) from None
+    if config.survey is not None and not config.survey.is_absolute():
+        config = config.model_copy(update={"survey": path.parent / config.survey})
+    return config
