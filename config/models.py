@@ -153,6 +153,34 @@ class ScoringConfig(_Strict):
     min_respondents: int = Field(default=3, ge=1)
 
 
+SECRET_NAMES = ("username", "password", "security_token", "consumer_key", "session_id")
+
+
+class SalesforceConfig(_Strict):
+    """How to reach a Salesforce org's API; secrets are named here, never stored.
+
+    Each ``*_env`` key names the environment variable that holds that value. A
+    ``secret_blocks`` entry names a Prefect Secret block to read when that
+    variable is unset.
+    """
+
+    base_url: str | None = Field(default=None, pattern=r"^https://[^/\s]+/?$")
+    domain: str = Field(default="login", pattern=r"^[A-Za-z0-9.-]+$")
+    api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
+    ca_bundle: Path | None = None
+    auth: Literal["password", "jwt", "session"] = "password"
+    username_env: str = "SALESFORCE_USERNAME"
+    password_env: str = "SALESFORCE_PASSWORD"
+    security_token_env: str = "SALESFORCE_SECURITY_TOKEN"
+    consumer_key_env: str = "SALESFORCE_CONSUMER_KEY"
+    session_id_env: str = "SALESFORCE_SESSION_ID"
+    private_key_file: Path | None = None
+    secret_blocks: dict[Literal[SECRET_NAMES], str] = Field(default_factory=dict)  # type: ignore[valid-type]
+    bulk_threshold_rows: int = Field(default=50_000, ge=1)
+    lookback_minutes: int = Field(default=10, ge=0)
+    max_api_share: float = Field(default=0.5, gt=0, le=1)
+
+
 class OrgConfig(_Strict):
     """One org's configuration, as read from ``revalign.yaml``."""
 
@@ -167,6 +195,7 @@ class OrgConfig(_Strict):
     scoring: ScoringConfig = ScoringConfig()
     decision_window_days: int = Field(default=14, ge=1)
     survey: Path | None = None
+    salesforce: SalesforceConfig = SalesforceConfig()
 
 
 def load_preset(name: str) -> dict[str, str | None]:
