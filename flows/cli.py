@@ -1,8 +1,21 @@
-"""The ``revalign`` command line."""
+"""The ``revalign`` command line.
+
+Exit status: 0 scored; 1 unexpected error; 2 invalid input (config, survey, files,
+options); 3 the data-quality gate found a critical problem; 4 a source could not
+be reached (retry later).
+"""
 
 from __future__ import annotations
 
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
 import typer
+from rich.console import Console
+
+from connectors.errors import RevalignError
 
 app = typer.Typer(
     name="revalign",
@@ -15,3 +28,99 @@ check_app = typer.Typer(help="Check a connection, a mapping or the data before s
 survey_app = typer.Typer(help="Work with the self-assessment survey.")
 app.add_typer(check_app, name="check")
 app.add_typer(survey_app, name="survey")
+
+console = Console()
+errors = Console(stderr=True)
+
+
+def fail(error: RevalignError) -> typer.Exit:
+    """Print ``error`` on standard error and return the exit to raise."""
+    errors.print(f"[bold red]error:[/] {error}", highlight=False, markup=True, soft_wrap=True)
+    if getattr(error, "retryable", False):
+        errors.print("This may succeed if you run the command again later.")
+    return typer.Exit(code=getattr(error, "exit_code", 2))
+
+
+@app.callback()
+def main(
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Log each step and API call.")
+    ] = False,
+) -> None:
+    """Score how well sales and marketing work together."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@app.command()
+def score(
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Score the built-in demo company.")
+    ] = False,
+    source: Annotated[
+        str,
+        typer.Option(help="Where the data comes from: salesforce-export, salesforce, hubspot."),
+    ] = "salesforce-export",
+    path: Annotated[
+        Path | None, typer.Option(help="Export folder (for salesforce-export).")
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Org config YAML (see config/example-org.yaml).")
+    ] = None,
+    survey: Annotated[
+        Path | None, typer.Option(help="Survey answers, CSV or YAML (see `revalign survey template`).")
+    ] = None,
+    as_of: Annotated[
+        str | None,
+        typer.Option(help="When the data was extracted, ISO 8601; default: extraction time."),
+    ] = None,
+    out: Annotated[
+        Path, typer.Option(help="Folder for scorecard.json, report.md and handoffs.csv.")
+    ] = Path("revalign-out"),
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the scorecard JSON instead of the table.")
+    ] = False,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Folder for incremental API state and raw extracts.")
+    ] = None,
+    full_refresh: Annotated[
+        bool, typer.Option(help="Ignore stored watermarks and pull everything again.")
+    ] = False,
+) -> None:
+    """Score one org and write its scorecard (the main job)."""
+    from flows.pipeline import GateFailed, ScoreRequest, parse_as_of, run_score
+    from flows.render import render_scorecard
+
+    try:
+        request = ScoreRequest(
+            source=source,
+            path=path,
+            config_path=config,
+            survey_path=survey,
+            as_of=parse_as_of(as_of) if as_of else None,
+            out=out,
+            demo=demo,
+            state_dir=state_dir,
+            full_refresh=full_refresh,
+        )
+        if demo and path is not None:
+            raise RevalignError("--demo and --path cannot be combined; choose one source")
+        if not as_json:
+            with console.status("Scoring…"):
+                result = run_score(request)
+        else:
+            result = run_score(request)
+    except GateFailed as error:
+        if error.report is not None:
+            errors.print(error.report.render_table())
+        raise fail(error) from None
+    except RevalignError as error:
+        raise fail(error) from None
+
+    if as_json:
+        typer.echo(json.dumps(result.document, indent=2, default=str))
+        return
+    render_scorecard(result.document, console)
+    console.print(f"\nWrote {', '.join(str(f) for f in result.files)}", highlight=False)

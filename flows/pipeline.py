@@ -1,0 +1,287 @@
+"""The scoring pipeline as plain functions, shared by the CLI and the Prefect flow.
+
+Steps, in order: load the config and the survey, extract, pick the as-of time,
+gate the data, measure, score, assemble the scorecard document, write the files.
+The CLI calls :func:`run_score` in-process; :mod:`flows.nightly` runs the same
+step functions as Prefect tasks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from config import CONFIG_DIR
+from config.models import OrgConfig, load_config
+from connectors.errors import InputError, RevalignError
+from connectors.schema import CanonicalTables
+from flows.sources import Extract, SourceRequest, extract
+from metrics.measure import measure
+from metrics.result import Metrics
+
+logger = logging.getLogger(__name__)
+
+SCHEMA_VERSION = "1.0"
+DEMO_CONFIG = CONFIG_DIR / "demo-org.yaml"
+
+
+class GateFailed(RevalignError):
+    """Raised when the data-quality gate finds a critical problem; nothing is written."""
+
+    exit_code = 3
+
+    def __init__(self, message: str, report: Any) -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass
+class ScoreRequest:
+    """What one scoring run reads and where it writes."""
+
+    source: str = "salesforce-export"
+    path: Path | None = None
+    config_path: Path | None = None
+    survey_path: Path | None = None
+    as_of: dt.datetime | None = None
+    out: Path | None = None
+    demo: bool = False
+    demo_leads: int = 5000
+    state_dir: Path | None = None
+    full_refresh: bool = False
+    run_gate: bool = True
+
+
+@dataclass
+class ScoreResult:
+    """The scorecard document and the files written for it."""
+
+    document: dict[str, Any]
+    handoffs: pl.DataFrame
+    files: list[Path] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def parse_as_of(text: str) -> dt.datetime:
+    """Parse an ``--as-of`` value: an ISO date or datetime; no zone means UTC."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        msg = f"invalid --as-of {text!r}; use ISO 8601 such as 2025-07-15 or 2025-07-15T00:00:00Z"
+        raise InputError(msg) from None
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=dt.UTC)
+    return value.astimezone(dt.UTC)
+
+
+def load_inputs(request: ScoreRequest) -> tuple[OrgConfig, Any]:
+    """Load and validate the org config and the survey before any data is read."""
+    config_path = request.config_path
+    if request.demo and config_path is None:
+        config_path = DEMO_CONFIG
+    config = load_config(config_path)
+    survey_path = request.survey_path or config.survey
+    survey = None
+    if survey_path is not None:
+        from scoring.survey import read_survey
+
+        survey = read_survey(survey_path)
+    return config, survey
+
+
+def extract_step(request: ScoreRequest, config: OrgConfig, work_dir: Path) -> tuple[Extract, dt.datetime | None, Path | None]:
+    """Extract the canonical tables; for the demo, generate its export first.
+
+    Returns the extract, the demo's as-of time (or ``None``) and the demo survey path.
+    """
+    if request.demo:
+        from connectors.demo import generate_demo
+        from connectors.salesforce_export import read_export
+
+        demo = generate_demo(work_dir / "demo-export", leads=request.demo_leads)
+        return Extract(read_export(demo.folder, config)), demo.as_of, demo.survey_path
+    source_request = SourceRequest(
+        config=config,
+        path=request.path,
+        state_dir=request.state_dir,
+        full_refresh=request.full_refresh,
+    )
+    return extract(request.source, source_request), None, None
+
+
+def newest_timestamp(tables: CanonicalTables) -> dt.datetime | None:
+    """Return the newest timestamp in the canonical tables, or ``None`` if there is none."""
+    columns = {
+        "leads": "created_at",
+        "stage_events": "entered_at",
+        "owner_events": "assigned_at",
+        "activities": "occurred_at",
+        "opportunities": "created_at",
+        "opportunity_history": "changed_at",
+        "touches": "touched_at",
+    }
+    newest = [tables[table][column].max() for table, column in columns.items()]
+    newest = [value for value in newest if value is not None]
+    return max(newest) if newest else None
+
+
+def resolve_as_of(
+    request: ScoreRequest, extracted: Extract, demo_as_of: dt.datetime | None
+) -> tuple[dt.datetime, str]:
+    """Pick the as-of time and say where it came from."""
+    if request.as_of is not None:
+        return request.as_of, "given with --as-of"
+    if demo_as_of is not None:
+        return demo_as_of, "the demo org's extraction time"
+    if extracted.extracted_at is not None:
+        return extracted.extracted_at, "the extraction time"
+    newest = newest_timestamp(extracted.tables)
+    if newest is None:
+        msg = "the data has no timestamps to take an as-of time from; pass --as-of"
+        raise InputError(msg)
+    return newest, "the newest timestamp in the data (pass --as-of to set it)"
+
+
+def gate_step(tables: CanonicalTables, config: OrgConfig, as_of: dt.datetime) -> Any:
+    """Run the data-quality gate; raise :class:`GateFailed` on a critical finding."""
+    from expectations.gate import run_gate
+
+    report = run_gate(tables, config, as_of=as_of)
+    if not report.passed:
+        msg = "the data-quality gate found critical problems; no scorecard was written"
+        raise GateFailed(msg, report)
+    return report
+
+
+def measure_step(
+    tables: CanonicalTables, config: OrgConfig, as_of: dt.datetime
+) -> tuple[Metrics, pl.DataFrame]:
+    """Compute every metric and the per-handoff frame."""
+    return measure(tables, config, as_of)
+
+
+def score_step(metrics: Metrics, survey: Any, config: OrgConfig) -> Any:
+    """Turn metrics and survey answers into the scorecard."""
+    from scoring.rubric import load_rubric
+    from scoring.scorecard import build_scorecard
+
+    return build_scorecard(metrics, survey=survey, config=config, rubric=load_rubric())
+
+
+def assemble(
+    *,
+    request: ScoreRequest,
+    config: OrgConfig,
+    tables: CanonicalTables,
+    as_of: dt.datetime,
+    as_of_basis: str,
+    metrics: Metrics,
+    scorecard: Any,
+    gate: Any,
+    survey: Any,
+) -> dict[str, Any]:
+    """Build the versioned ``scorecard.json`` document."""
+    source_name = "demo" if request.demo else request.source
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "org": {"id": config.org.id, "segment": config.org.segment},
+        "as_of": as_of.isoformat().replace("+00:00", "Z"),
+        "as_of_basis": as_of_basis,
+        "source": {
+            "name": source_name,
+            "path": str(request.path) if request.path and not request.demo else None,
+            "records": tables.counts,
+            "missing": tables.missing,
+            "notes": tables.notes,
+            "unmapped_statuses": tables.unmapped_statuses,
+        },
+        "gate": gate.to_dict() if gate is not None else None,
+        "metrics": {key: value.to_dict() for key, value in metrics.items()},
+        "scorecard": scorecard.to_dict(),
+        "survey": survey.to_dict() if survey is not None else None,
+    }
+
+
+def write_outputs(result: ScoreResult, out: Path) -> list[Path]:
+    """Write scorecard.json, report.md and handoffs.csv into ``out`` all at once.
+
+    Files are written to a temporary folder beside ``out`` and moved into place
+    only when all of them are complete, so a failure leaves the previous files.
+    """
+    from flows.report import markdown_report
+
+    out.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".revalign-", dir=out))
+    try:
+        (staging / "scorecard.json").write_text(
+            json.dumps(result.document, indent=2, default=str) + "\n", encoding="utf-8"
+        )
+        (staging / "report.md").write_text(markdown_report(result.document), encoding="utf-8")
+        result.handoffs.write_csv(staging / "handoffs.csv")
+        written = []
+        for name in ("scorecard.json", "report.md", "handoffs.csv"):
+            os.replace(staging / name, out / name)
+            written.append(out / name)
+        return written
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def run_score(request: ScoreRequest) -> ScoreResult:
+    """Run every step in-process and write the outputs when ``request.out`` is set."""
+    timings: dict[str, float] = {}
+
+    with _timed(timings, "inputs"):
+        config, survey = load_inputs(request)
+    with tempfile.TemporaryDirectory(prefix="revalign-") as work:
+        with _timed(timings, "extract"):
+            extracted, demo_as_of, demo_survey = extract_step(request, config, Path(work))
+        if survey is None and demo_survey is not None:
+            from scoring.survey import read_survey
+
+            survey = read_survey(demo_survey)
+    tables = extracted.tables
+    as_of, as_of_basis = resolve_as_of(request, extracted, demo_as_of)
+
+    gate = None
+    if request.run_gate:
+        with _timed(timings, "gate"):
+            gate = gate_step(tables, config, as_of)
+    with _timed(timings, "measure"):
+        metrics, handoffs = measure_step(tables, config, as_of)
+    with _timed(timings, "score"):
+        scorecard = score_step(metrics, survey, config)
+
+    document = assemble(
+        request=request, config=config, tables=tables, as_of=as_of,
+        as_of_basis=as_of_basis, metrics=metrics, scorecard=scorecard,
+        gate=gate, survey=survey,
+    )  # fmt: skip
+    result = ScoreResult(document=document, handoffs=handoffs, timings=timings)
+    if request.out is not None:
+        with _timed(timings, "write"):
+            result.files = write_outputs(result, request.out)
+    return result
+
+
+@contextlib.contextmanager
+def _timed(timings: dict[str, float], step: str) -> Iterator[None]:
+    """Record the wall time of ``step`` in seconds."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        timings[step] = round(time.perf_counter() - start, 3)
+        logger.debug("step %s took %.3f s", step, timings[step])
