@@ -1,0 +1,151 @@
+"""Handoff facts and metrics on small hand-built tables and on the clock-rule case."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+import pytest
+
+from config.models import CalendarConfig, OrgConfig, SlaConfig, load_config
+from connectors.salesforce_export import read_export
+from connectors.schema import CanonicalTables, conform
+from metrics.handoff_metrics import handoff_metrics
+from metrics.handoffs import build_handoffs
+from tests.conftest import CASES_DIR
+
+UTC = dt.UTC
+CONFIG = OrgConfig(
+    calendar=CalendarConfig(time_zone="America/New_York", holiday_country="US"),
+    sla=SlaConfig(speed_to_lead_hours=4),
+)
+
+
+def at(day: int, hour: int, minute: int = 0, month: int = 7) -> dt.datetime:
+    return dt.datetime(2025, month, day, hour, minute, tzinfo=UTC)
+
+
+def tables(
+    stages: list[tuple[str, str, dt.datetime]],
+    activities: list[tuple[str, str, dt.datetime]] = (),
+    *,
+    kinds: dict[int, str] | None = None,
+) -> CanonicalTables:
+    """Build tables: stage events (lead, stage, at) and completed sales calls."""
+    kinds = kinds or {}
+    users = pl.DataFrame(
+        {"user_id": ["S1", "S2", "M1"], "team": ["sales", "sales", "marketing"], "is_active": [True, True, True]}
+    )
+    return CanonicalTables(
+        tables={
+            "leads": conform("leads", pl.DataFrame({"lead_id": sorted({s[0] for s in stages}), "owner_id": "S1"})),
+            "stage_events": conform(
+                "stage_events",
+                pl.DataFrame(stages, schema=["lead_id", "stage", "entered_at"], orient="row"),
+            ),
+            "activities": conform(
+                "activities",
+                pl.DataFrame(
+                    [(f"T{i}", lead, owner, when, kinds.get(i, "call"), False, True) for i, (lead, owner, when) in enumerate(activities)],
+                    schema=["activity_id", "lead_id", "owner_id", "occurred_at", "kind", "is_automated", "is_completed"],
+                    orient="row",
+                ),
+            ),
+            "users": conform("users", users),
+        },
+        missing={"owner_events": "not in this test"},
+    )
+
+
+def test_first_touch_belongs_to_window_before_next_handoff() -> None:
+    data = tables(
+        [("L1", "mql", at(7, 14)), ("L1", "recycled", at(8, 14)), ("L1", "mql", at(21, 14))],
+        [("L1", "S1", at(22, 15))],
+    )
+    handoffs = build_handoffs(data, CONFIG, at(31, 0))
+    assert handoffs["handoff_number"].to_list() == [1, 2]
+    assert handoffs["first_touch_at"].to_list() == [None, at(22, 15)]
+    # Monday 10:00 EDT to Tuesday 11:00 EDT: 7 hours Monday and 2 hours Tuesday.
+    assert handoffs["business_hours"].to_list() == [None, 9.0]
+
+
+def test_marketing_touch_is_not_sales_touch() -> None:
+    data = tables([("L1", "mql", at(7, 14))], [("L1", "M1", at(7, 14, 30)), ("L1", "S2", at(7, 16))])
+    handoffs = build_handoffs(data, CONFIG, at(31, 0))
+    assert handoffs["first_touch_at"].to_list() == [at(7, 16)]
+    assert handoffs["business_hours"].to_list() == [2.0]
+
+
+def test_touch_kind_outside_config_is_ignored() -> None:
+    data = tables(
+        [("L1", "mql", at(7, 14))],
+        [("L1", "S1", at(7, 14, 30)), ("L1", "S1", at(7, 15))],
+        kinds={0: "task"},
+    )
+    handoffs = build_handoffs(data, CONFIG, at(31, 0))
+    assert handoffs["first_touch_at"].to_list() == [at(7, 15)]
+
+
+def test_touch_before_handoff_does_not_count() -> None:
+    data = tables([("L1", "mql", at(7, 14))], [("L1", "S1", at(7, 13))])
+    handoffs = build_handoffs(data, CONFIG, at(31, 0))
+    assert handoffs["first_touch_at"].to_list() == [None]
+    assert handoffs["sla_status"].to_list() == ["breached"]
+
+
+@pytest.mark.parametrize(
+    ("as_of", "status"),
+    [
+        pytest.param(at(7, 18), "not_due", id="inside-deadline"),
+        pytest.param(at(8, 14), "breached", id="past-deadline"),
+    ],
+)
+def test_untouched_handoff_sla_status(as_of: dt.datetime, status: str) -> None:
+    # Handoff Monday 10:00 EDT; 4 business hours run out at 14:00 EDT (18:00 UTC).
+    handoffs = build_handoffs(tables([("L1", "mql", at(7, 14))]), CONFIG, as_of)
+    assert handoffs["sla_status"].to_list() == [status]
+    assert handoffs["sla_deadline"].to_list() == [at(7, 18)]
+
+
+def test_sal_rate_counts_only_mature_handoffs() -> None:
+    stages = [
+        ("A", "mql", at(1, 14)), ("A", "sal", at(2, 14)),
+        ("B", "mql", at(1, 15)), ("B", "rejected", at(2, 15)),
+        ("C", "mql", at(1, 16)), ("C", "opportunity", at(3, 16)),
+        ("D", "mql", at(1, 17)),
+        ("E", "mql", at(20, 14)), ("E", "sal", at(21, 14)),
+    ]  # fmt: skip
+    data = tables(stages)
+    metrics = handoff_metrics(build_handoffs(data, CONFIG, at(25, 0)), data, CONFIG)
+    assert metrics["sal_rate"].value == 0.5
+    assert metrics["sal_rate"].population == 4
+    assert metrics["decided_share"].value == 0.75
+    assert metrics["undecided_share"].value == 0.25
+    assert metrics["sal_rate"].details["recent_handoffs"] == 1
+
+
+def test_speed_metrics_not_measurable_without_activities() -> None:
+    data = tables([("L1", "mql", at(7, 14))])
+    data.missing["activities"] = "no Task or Event file, so no sales activities"
+    metrics = handoff_metrics(build_handoffs(data, CONFIG, at(31, 0)), data, CONFIG)
+    for key in ("speed_to_lead_median_business_hours", "sla_breach_rate", "untouched_share"):
+        assert metrics[key].value is None
+        assert metrics[key].note == "no Task or Event file, so no sales activities"
+
+
+def test_clock_rule_case_per_handoff() -> None:
+    folder = CASES_DIR / "sf-export-business-hours"
+    config = load_config(folder / "revalign.yaml")
+    handoffs = build_handoffs(read_export(folder, config), config, at(15, 0))
+    rows = {row["lead_id"][-4:-2]: row for row in handoffs.iter_rows(named=True)}
+    assert rows["L1"]["business_hours"] == 1.25
+    assert rows["L1"]["calendar_hours"] == 64.25
+    assert rows["L2"]["business_hours"] == 4.0
+    assert rows["L2"]["sla_status"] == "on_time"
+    assert rows["L3"]["business_hours"] == 5.5
+    assert rows["L3"]["first_touch_at"] == at(8, 19, 30)
+    assert rows["L4"]["sla_status"] == "breached"
+    assert rows["L5"]["sla_status"] == "not_due"
+    assert rows["L5"]["sla_deadline"] == at(15, 16, 30)
+    assert rows["L6"]["routing_failed"] is True
+    assert rows["L6"]["routed_owner_id"] == "0055g00000RepS3AAA"

@@ -1,0 +1,137 @@
+"""The Salesforce export reader: spellings, missing files, bad cells, personal data."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from config.models import OrgConfig, load_config
+from connectors.errors import InputError
+from connectors.salesforce_export import read_export
+from connectors.values import parse_datetime
+from tests.conftest import CASES_DIR
+
+UTC = dt.UTC
+
+
+def _write(folder: Path, name: str, text: str) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / name).write_text(text, encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param("2024-03-05T14:22:10.000+0000", dt.datetime(2024, 3, 5, 14, 22, 10, tzinfo=UTC), id="offset-0000"),
+        pytest.param("2024-03-05T14:22:10Z", dt.datetime(2024, 3, 5, 14, 22, 10, tzinfo=UTC), id="zulu"),
+        pytest.param("2024-03-05T14:22:10+00:00", dt.datetime(2024, 3, 5, 14, 22, 10, tzinfo=UTC), id="offset-colon"),
+        pytest.param("2024-03-05T14:22:10+00", dt.datetime(2024, 3, 5, 14, 22, 10, tzinfo=UTC), id="offset-hours"),
+        pytest.param("2024-03-05T09:22:10.000-0500", dt.datetime(2024, 3, 5, 14, 22, 10, tzinfo=UTC), id="offset-minus-5"),
+        pytest.param("1709648530000", dt.datetime(2024, 3, 5, 14, 22, 10, tzinfo=UTC), id="epoch-ms"),
+        pytest.param("03/05/2024 2:22 PM", dt.datetime(2024, 3, 5, 19, 22, tzinfo=UTC), id="locale-est"),
+        pytest.param("07/05/2024 2:22 PM", dt.datetime(2024, 7, 5, 18, 22, tzinfo=UTC), id="locale-edt"),
+        pytest.param("02/24/26 02:18 AM", dt.datetime(2026, 2, 24, 7, 18, tzinfo=UTC), id="two-digit-year"),
+        pytest.param("02/03/24", dt.datetime(2024, 2, 3, 5, 0, tzinfo=UTC), id="date-only"),
+    ],
+)
+def test_parse_datetime_spellings(text: str, expected: dt.datetime) -> None:
+    frame = pl.DataFrame({"CreatedDate": [text]})
+    parsed, _ = parse_datetime(
+        frame, "CreatedDate", source="Lead.csv", time_zone="America/New_York"
+    )
+    assert parsed[0] == expected
+
+
+def test_parse_datetime_counts_zoneless_values() -> None:
+    frame = pl.DataFrame({"d": ["03/05/2024 2:22 PM", "02/03/24", "2024-03-05T14:22:10Z"]})
+    _, forms = parse_datetime(frame, "d", source="x.csv", time_zone="UTC")
+    assert forms == {"zoneless_time": 1, "date_only": 1}
+
+
+def test_parse_datetime_error_names_file_row_field_value() -> None:
+    frame = pl.DataFrame({"CreatedDate": ["2024-03-05T14:22:10Z", "yesterday"]})
+    with pytest.raises(InputError, match=r"Lead\.csv: field `CreatedDate`.*row 3: 'yesterday'"):
+        parse_datetime(frame, "CreatedDate", source="Lead.csv", time_zone="UTC")
+
+
+def test_read_export_without_lead_file(tmp_path: Path) -> None:
+    _write(tmp_path, "User.csv", "Id,IsActive,Department\n0055g00000RepS1AAA,TRUE,Sales\n")
+    with pytest.raises(InputError, match="Lead.csv not found"):
+        read_export(tmp_path, OrgConfig())
+
+
+def test_read_export_missing_required_column(tmp_path: Path) -> None:
+    _write(tmp_path, "Lead.csv", "Id,CreatedDate\n00Q1,2024-03-05T14:22:10Z\n")
+    with pytest.raises(InputError, match=r"Lead\.csv: missing required column\(s\) Status"):
+        read_export(tmp_path, OrgConfig())
+
+
+def test_read_export_bad_boolean_names_row(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "Lead.csv",
+        "Id,Status,IsConverted\n00Q1,New,FALSE\n00Q2,New,maybe\n",
+    )
+    with pytest.raises(InputError, match=r"field `IsConverted`.*row 3: 'maybe'.*TRUE or FALSE"):
+        read_export(tmp_path, OrgConfig())
+
+
+def test_read_export_reports_missing_files_and_columns() -> None:
+    folder = CASES_DIR / "sfdc-demo-export"
+    tables = read_export(folder, load_config(folder / "revalign.yaml"))
+    assert tables.counts == {"Lead": 22, "Opportunity": 36, "OpportunityHistory": 48, "Account": 18}
+    assert tables.missing["leads.created_at"] == "Lead has no CreatedDate column"
+    assert tables.missing["stage_events"] == "no LeadHistory file, so no status history"
+    assert tables.missing["activities"] == "no Task or Event file, so no sales activities"
+    assert tables.missing["users"] == "no User file, so teams and active reps are unknown"
+    assert "LeadHistory.csv" in tables.notes[0]
+
+
+def test_read_export_drops_personal_fields() -> None:
+    folder = CASES_DIR / "sfdc-demo-export"
+    tables = read_export(folder, load_config(folder / "revalign.yaml"))
+    raw = pl.read_csv(folder / "Lead.csv", infer_schema=False)
+    personal = set(
+        pl.concat([raw["LastName"], raw["FirstName"], raw["Email"], raw["Phone"]]).drop_nulls()
+    )
+    for name, frame in tables.tables.items():
+        for column in frame.columns:
+            if frame[column].dtype == pl.String:
+                leaked = personal & set(frame[column].drop_nulls())
+                assert not leaked, f"{name}.{column} holds personal values"
+
+
+def test_read_export_owner_history_keeps_ids() -> None:
+    folder = CASES_DIR / "sf-export-business-hours"
+    tables = read_export(folder, load_config(folder / "revalign.yaml"))
+    owners = tables["owner_events"].filter(pl.col("lead_id") == "00Q5g00000LeadL6AA")
+    assert owners["owner_id"].to_list() == [
+        "0055g00000MktM1AAA",
+        "0055g00000RepS3AAA",
+        "0055g00000RepS2AAA",
+    ]
+
+
+def test_read_export_counts_unmapped_statuses(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "Lead.csv",
+        "Id,Status\n00Q1,Marketing Qualified\n00Q2,On Hold\n00Q3,On Hold\n",
+    )
+    tables = read_export(tmp_path, OrgConfig())
+    assert tables.unmapped_statuses == {"On Hold": 2}
+
+
+def test_read_export_zoneless_note_names_time_zone() -> None:
+    folder = CASES_DIR / "sfdc-demo-export"
+    tables = read_export(folder, load_config(folder / "revalign.yaml"))
+    zone_notes = [note for note in tables.notes if "America/Los_Angeles" in note]
+    assert zone_notes == [
+        "Opportunity.CreatedDate (date only): 36 value(s) had no time zone; "
+        "read in the org's time zone America/Los_Angeles",
+        "OpportunityHistory.CreatedDate (zoneless time): 48 value(s) had no time zone; "
+        "read in the org's time zone America/Los_Angeles",
+    ]
