@@ -12,7 +12,7 @@ from config.models import OrgConfig
 from connectors.schema import CanonicalTables
 from metrics.handoff_metrics import handoff_metrics
 from metrics.handoffs import build_handoffs
-from metrics.result import MetricValue, Metrics
+from metrics.result import Metrics
 
 
 @dataclass(frozen=True)
@@ -32,22 +32,7 @@ def _handoff_family(context: MeasureContext) -> Metrics:
     return handoff_metrics(context.handoffs, context.tables, context.config)
 
 
-def _config_facts(context: MeasureContext) -> Metrics:
-    """Facts the org config states, used as evidence where the rubric asks for them."""
-    alerts = context.config.alerting.sla_breach_alerts
-    return {
-        "sla_configured": MetricValue(
-            "sla_configured", 1.0, 1, "flag", "SLA hours set in the org config",
-            note=f"{context.config.sla.speed_to_lead_hours:g} business hours",
-        ),
-        "sla_alerts_configured": MetricValue(
-            "sla_alerts_configured", 1.0 if alerts else 0.0, 1, "flag",
-            "SLA breach alerts configured",
-        ),
-    }  # fmt: skip
-
-
-FAMILIES: list[MetricFamily] = [_handoff_family, _config_facts]
+FAMILIES: list[MetricFamily] = [_handoff_family]
 
 
 def measure(
