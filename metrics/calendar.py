@@ -11,16 +11,23 @@ clock, found with an as-of join: no loop over rows.
 from __future__ import annotations
 
 import datetime as dt
+import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import holidays as holiday_calendars
 import polars as pl
 
 from config.models import WEEKDAYS, CalendarConfig
 
+logger = logging.getLogger(__name__)
+
 MICROSECONDS_PER_HOUR = 3_600_000_000
 _MARGIN_BEFORE = dt.timedelta(days=7)
 _MARGIN_AFTER = dt.timedelta(days=120)
+_ROW = "_calendar_row"
 
 
 @dataclass(frozen=True)
@@ -59,32 +66,92 @@ class BusinessCalendar:
         )
 
         def local(time: dt.time) -> pl.Expr:
-            return (
-                pl.col("day")
-                .dt.combine(time)
-                .dt.replace_time_zone(zone, ambiguous="earliest", non_existent="null")
-                .dt.convert_time_zone("UTC")
-            )
+            wall = pl.col("day").dt.combine(time)
+
+            def instant(value: pl.Expr) -> pl.Expr:
+                return value.dt.replace_time_zone(
+                    zone, ambiguous="earliest", non_existent="null"
+                ).dt.convert_time_zone("UTC")
+
+            # A skipped wall time shifts by the hour the clocks jumped.
+            return instant(wall).fill_null(instant(wall + pl.duration(hours=1)))
 
         periods = (
-            days.select(opens_at=local(self.config.opens), closes_at=local(self.config.closes))
+            days.select(
+                opens_at=local(self.config.opens), closes_at=local(self.config.closes)
+            )
             .drop_nulls()
             .with_columns(
-                length=(pl.col("closes_at") - pl.col("opens_at")).dt.total_microseconds()
+                length=(
+                    pl.col("closes_at") - pl.col("opens_at")
+                ).dt.total_microseconds()
             )
         )
         return periods.with_columns(
             elapsed_before=pl.col("length").cum_sum() - pl.col("length")
         ).with_columns(elapsed_after=pl.col("elapsed_before") + pl.col("length"))
 
-    def _periods_covering(self, instants: pl.Series) -> pl.DataFrame:
+    def _periods_covering(
+        self, instants: pl.Series, *, ahead_hours: float = 0.0
+    ) -> pl.DataFrame:
+        """Return the periods around ``instants``, far enough ahead for a deadline."""
         valid = instants.drop_nulls()
         if valid.is_empty():
             today = dt.date(2000, 1, 1)
             return self.periods(today, today)
         first = valid.min().astimezone(dt.UTC).date() - _MARGIN_BEFORE
-        last = valid.max().astimezone(dt.UTC).date() + _MARGIN_AFTER
+        last = valid.max().astimezone(dt.UTC).date() + max(
+            _MARGIN_AFTER, self._span_for(ahead_hours)
+        )
         return self.periods(first, last)
+
+    def _span_for(self, hours: float) -> dt.timedelta:
+        """Return a calendar span long enough to contain ``hours`` of opening time.
+
+        Estimated from the opening hours per week, doubled for holidays.
+        """
+        day = dt.datetime.combine(
+            dt.date.min, self.config.closes
+        ) - dt.datetime.combine(dt.date.min, self.config.opens)
+        weekly_hours = day.total_seconds() / 3600 * len(self.config.working_days)
+        if weekly_hours <= 0:
+            return _MARGIN_AFTER
+        weeks = math.ceil(2 * hours / weekly_hours) + 1
+        return dt.timedelta(weeks=weeks)
+
+    def _per_zone(
+        self,
+        frame: pl.DataFrame,
+        zone: str,
+        compute: Callable[[BusinessCalendar, pl.DataFrame], pl.DataFrame],
+    ) -> pl.DataFrame:
+        """Apply ``compute`` to the rows of each time zone with that zone's calendar.
+
+        The loop runs once per distinct zone, not per row. Rows keep their order.
+        """
+        if frame.is_empty():
+            return compute(self, frame)
+        zones = frame[zone].unique().drop_nulls().to_list()
+        known = {z for z in zones if _is_known_zone(z)}
+        if unknown := sorted(set(zones) - known):
+            logger.warning(
+                "%d unknown time zone value(s) in column %s, e.g. %r; the org's "
+                "time zone %s applies to their rows",
+                len(unknown), zone, unknown[0], self.config.time_zone,
+            )  # fmt: skip
+        numbered = frame.with_row_index(_ROW).with_columns(
+            pl.when(pl.col(zone).is_in(sorted(known)))
+            .then(pl.col(zone))
+            .otherwise(pl.lit(self.config.time_zone))
+            .alias("_calendar_zone")
+        )
+        parts = [
+            compute(self.in_zone(key[0]), part.drop("_calendar_zone"))
+            for key, part in numbered.partition_by(
+                "_calendar_zone", as_dict=True
+            ).items()
+        ]
+        return pl.concat(parts).sort(_ROW).drop(_ROW)
 
     def clock(self, instants: pl.Series, periods: pl.DataFrame) -> pl.DataFrame:
         """Map each distinct instant to the business microseconds before it.
@@ -111,14 +178,34 @@ class BusinessCalendar:
             ),
         )
 
+    def in_zone(self, time_zone: str) -> BusinessCalendar:
+        """Return this calendar with its opening hours read in ``time_zone``."""
+        if time_zone == self.config.time_zone:
+            return self
+        return BusinessCalendar(self.config.model_copy(update={"time_zone": time_zone}))
+
     def business_hours(
-        self, frame: pl.DataFrame, start: str, end: str, *, name: str
+        self,
+        frame: pl.DataFrame,
+        start: str,
+        end: str,
+        *,
+        name: str,
+        zone: str | None = None,
     ) -> pl.DataFrame:
         """Add column ``name``: business hours from ``start`` to ``end``.
 
-        Null when either end is null. Time outside opening hours, on non-working
-        days and on holidays does not count.
+        Null when either end is null; negative when ``end`` is before ``start``.
+        Time outside opening hours, on non-working days and on holidays does not
+        count. ``zone`` names an optional column of IANA time zones that override
+        the org's for their row; a null or unknown zone keeps the org's.
         """
+        if zone is not None:
+            return self._per_zone(
+                frame,
+                zone,
+                lambda cal, part: cal.business_hours(part, start, end, name=name),
+            )
         instants = pl.concat([frame[start], frame[end]])
         periods = self._periods_covering(instants)
         clock = self.clock(instants, periods)
@@ -128,21 +215,35 @@ class BusinessCalendar:
             frame.join(start_clock, on=start, how="left", nulls_equal=False)
             .join(end_clock, on=end, how="left", nulls_equal=False)
             .with_columns(
-                ((pl.col("_end_clock") - pl.col("_start_clock")) / MICROSECONDS_PER_HOUR)
-                .alias(name)
+                (
+                    (pl.col("_end_clock") - pl.col("_start_clock"))
+                    / MICROSECONDS_PER_HOUR
+                ).alias(name)
             )
             .drop("_start_clock", "_end_clock")
         )
 
     def deadline(
-        self, frame: pl.DataFrame, start: str, hours: float, *, name: str
+        self,
+        frame: pl.DataFrame,
+        start: str,
+        hours: float,
+        *,
+        name: str,
+        zone: str | None = None,
     ) -> pl.DataFrame:
         """Add column ``name``: the instant ``hours`` business hours after ``start``.
 
         A deadline that falls exactly on a closing time is that closing time, not the
-        next opening.
+        next opening. ``zone`` works as in :meth:`business_hours`.
         """
-        periods = self._periods_covering(frame[start])
+        if zone is not None:
+            return self._per_zone(
+                frame,
+                zone,
+                lambda cal, part: cal.deadline(part, start, hours, name=name),
+            )
+        periods = self._periods_covering(frame[start], ahead_hours=hours)
         clock = self.clock(frame[start], periods)
         budget = round(hours * MICROSECONDS_PER_HOUR)
         targets = (
@@ -165,3 +266,11 @@ class BusinessCalendar:
             )
         )
         return frame.join(targets, on=start, how="left", nulls_equal=False)
+
+
+def _is_known_zone(name: str) -> bool:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True

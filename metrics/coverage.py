@@ -1,0 +1,44 @@
+"""Coverage helpers shared by the metric families.
+
+Every metric value states what limited it: a table the source lacked, a population
+too small or too young. These helpers build those notes and the not-measurable
+values the same way in every family.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from connectors.schema import CanonicalTables
+from metrics.result import Metrics, MetricValue, Unit
+
+
+def share(numerator: float, denominator: float) -> float | None:
+    """Return ``numerator / denominator``, or ``None`` when the denominator is zero."""
+    return numerator / denominator if denominator else None
+
+
+def missing_reason(tables: CanonicalTables, *needed: str) -> str | None:
+    """Return why any of the ``needed`` tables is missing, or ``None`` if all exist."""
+    reasons = [tables.missing[name] for name in needed if name in tables.missing]
+    return "; ".join(reasons) if reasons else None
+
+
+def not_measurable(labels: dict[str, tuple[Unit, str]], reason: str) -> Metrics:
+    """Return every metric in ``labels`` (key to unit and label) as not measurable."""
+    return {
+        key: MetricValue.not_measurable(key, unit, label, reason)
+        for key, (unit, label) in labels.items()
+    }
+
+
+def as_of_literal(as_of: dt.datetime) -> pl.Expr:
+    """Return the as-of time as a UTC microsecond literal."""
+    return pl.lit(as_of).cast(pl.Datetime("us", "UTC"))
+
+
+def month_of(column: str, time_zone: str) -> pl.Expr:
+    """Return the ``YYYY-MM`` month of a UTC instant column in the org's time zone."""
+    return pl.col(column).dt.convert_time_zone(time_zone).dt.strftime("%Y-%m")
