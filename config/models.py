@@ -153,6 +153,42 @@ class ScoringConfig(_Strict):
     min_respondents: int = Field(default=3, ge=1)
 
 
+class GateConfig(_Strict):
+    """Thresholds and severities of the data-quality gate.
+
+    ``severity`` maps a check name such as ``activities.owner_id.known_user`` to
+    ``critical`` (the run stops), ``warning`` or ``off``. Shares are fractions of
+    the leads that have a status (0.02 is 2%).
+    """
+
+    max_unmapped_share: float = Field(default=0.02, ge=0, le=1)
+    critical_unmapped_share: float | None = Field(default=None, ge=0, le=1)
+    earliest_date: dt.date = dt.date(2000, 1, 1)
+    severity: dict[str, Literal["critical", "warning", "off"]] = Field(default_factory=dict)
+
+    @field_validator("critical_unmapped_share")
+    @classmethod
+    def _critical_above_warning(cls, value: float | None, info: Any) -> float | None:
+        limit = info.data.get("max_unmapped_share")
+        if value is not None and limit is not None and value < limit:
+            msg = f"critical share {value} must be at least max_unmapped_share {limit}"
+            raise ValueError(msg)
+        return value
+
+    @field_validator("severity")
+    @classmethod
+    def _known_checks(cls, value: dict[str, str]) -> dict[str, str]:
+        from expectations.catalogue import CHECK_NAMES
+
+        unknown = sorted(set(value) - set(CHECK_NAMES))
+        if unknown:
+            msg = f"unknown check(s) {', '.join(map(repr, unknown))}; known checks: " + (
+                ", ".join(CHECK_NAMES)
+            )
+            raise ValueError(msg)
+        return value
+
+
 SECRET_NAMES = ("username", "password", "security_token", "consumer_key", "session_id")
 
 
@@ -196,6 +232,7 @@ class OrgConfig(_Strict):
     decision_window_days: int = Field(default=14, ge=1)
     survey: Path | None = None
     salesforce: SalesforceConfig = SalesforceConfig()
+    gate: GateConfig = GateConfig()
 
 
 def load_preset(name: str) -> dict[str, str | None]:
