@@ -46,6 +46,7 @@ extract_task = _io_task(pipeline.extract_step, name="extract")
 gate_task = _step_task(pipeline.gate_step, name="gate")
 measure_task = _step_task(pipeline.measure_step, name="measure")
 score_task = _step_task(pipeline.score_step, name="score")
+audit_task = _step_task(pipeline.audit_step, name="audit")
 write_task = _io_task(pipeline.write_outputs, name="write-outputs")
 
 
@@ -105,11 +106,12 @@ def score_flow(
     gate = gate_task(tables, config, as_of_time)
     metrics, handoffs = measure_task(tables, config, as_of_time)
     scorecard = score_task(metrics, survey, config)
+    audit = audit_task(metrics, survey, config)
 
     document = pipeline.assemble(
         request=request, config=config, tables=tables, as_of=as_of_time,
         as_of_basis=as_of_basis, metrics=metrics, scorecard=scorecard,
-        gate=gate, survey=survey,
+        audit=audit, gate=gate, survey=survey,
     )  # fmt: skip
     result = ScoreResult(document=document, handoffs=handoffs)
     if request.out is not None:

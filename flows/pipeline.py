@@ -180,6 +180,14 @@ def score_step(metrics: Metrics, survey: Any, config: OrgConfig) -> Any:
     return build_scorecard(metrics, survey=survey, config=config, rubric=load_rubric())
 
 
+def audit_step(metrics: Metrics, survey: Any, config: OrgConfig) -> Any:
+    """Hold self-ratings against measured levels and look for red flags."""
+    from scoring.audit import build_audit
+    from scoring.rubric import load_rubric
+
+    return build_audit(metrics, survey=survey, config=config, rubric=load_rubric())
+
+
 def assemble(
     *,
     request: ScoreRequest,
@@ -189,6 +197,7 @@ def assemble(
     as_of_basis: str,
     metrics: Metrics,
     scorecard: Any,
+    audit: Any,
     gate: Any,
     survey: Any,
 ) -> dict[str, Any]:
@@ -210,6 +219,7 @@ def assemble(
         "gate": gate.to_dict() if gate is not None else None,
         "metrics": {key: value.to_dict() for key, value in metrics.items()},
         "scorecard": scorecard.to_dict(),
+        "audit": audit.to_dict(),
         "survey": survey.to_dict() if survey is not None else None,
     }
 
@@ -245,6 +255,10 @@ def run_score(request: ScoreRequest) -> ScoreResult:
 
     with _timed(timings, "inputs"):
         config, survey = load_inputs(request)
+    if request.run_gate:
+        from expectations.gate import start_import
+
+        start_import()
     with tempfile.TemporaryDirectory(prefix="revalign-") as work:
         with _timed(timings, "extract"):
             extracted, demo_as_of, demo_survey = extract_step(request, config, Path(work))
@@ -263,11 +277,12 @@ def run_score(request: ScoreRequest) -> ScoreResult:
         metrics, handoffs = measure_step(tables, config, as_of)
     with _timed(timings, "score"):
         scorecard = score_step(metrics, survey, config)
+        audit = audit_step(metrics, survey, config)
 
     document = assemble(
         request=request, config=config, tables=tables, as_of=as_of,
         as_of_basis=as_of_basis, metrics=metrics, scorecard=scorecard,
-        gate=gate, survey=survey,
+        audit=audit, gate=gate, survey=survey,
     )  # fmt: skip
     result = ScoreResult(document=document, handoffs=handoffs, timings=timings)
     if request.out is not None:

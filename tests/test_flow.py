@@ -47,5 +47,5 @@ def test_score_flow_records_task_runs(prefect_harness: None) -> None:
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
     names = sorted(run.name.rsplit("-", 1)[0] for run in runs)
-    assert names == ["extract", "gate", "load-inputs", "measure", "score"]
+    assert names == ["audit", "extract", "gate", "load-inputs", "measure", "score"]
     assert all(run.state.is_completed() for run in runs)

@@ -1,0 +1,274 @@
+"""The Markdown report and the shared formatting of scorecard values.
+
+Everything here reads the ``scorecard.json`` document, so the report, the terminal
+table and the Prefect artifacts show the same numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATUS_MARKS = {"passed": "held", "failed": "failed", "not_measurable": "no data"}
+
+
+def format_value(value: float | None, unit: str) -> str:
+    """Format a metric value for people: shares as percentages, hours with ``h``."""
+    if value is None:
+        return "not measurable"
+    if unit == "share":
+        return f"{value * 100:.1f}%"
+    if unit == "hours":
+        return f"{value:.2f} h"
+    if unit == "days":
+        return f"{value:.1f} d"
+    if unit == "count":
+        return f"{value:,.0f}"
+    if unit == "flag":
+        return "yes" if value >= 1 else "no"
+    return f"{value:.2f}"
+
+
+def format_score(score: float | None) -> str:
+    """Format a 1–5 score with two decimals, or a dash when there is none."""
+    return "—" if score is None else f"{score:.2f}"
+
+
+def metrics_by_dimension(document: dict[str, Any]) -> dict[str, list[str]]:
+    """Group metric keys under the dimension whose criteria use them.
+
+    A metric used by several dimensions is listed under each. Metrics no criterion
+    uses go under ``other``.
+    """
+    groups: dict[str, list[str]] = {}
+    used: set[str] = set()
+    for dimension in document["scorecard"]["dimensions"]:
+        keys = []
+        for criterion in dimension["measured"]["criteria"]:
+            key = criterion["metric"]
+            if key in document["metrics"] and key not in keys:
+                keys.append(key)
+        groups[dimension["key"]] = keys
+        used.update(keys)
+    groups["other"] = [key for key in document["metrics"] if key not in used]
+    return groups
+
+
+def dimension_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return one plain row per dimension, for tables and Prefect artifacts."""
+    rows = []
+    for dimension in document["scorecard"]["dimensions"]:
+        rows.append(
+            {
+                "dimension": dimension["name"],
+                "score": dimension["score"],
+                "level": dimension["level_name"] or "lacking data",
+                "source": dimension["source"],
+                "confidence": dimension["confidence"] or "—",
+                "limited_by_data": dimension["measured"]["limited_by_data"],
+            }
+        )
+    return rows
+
+
+def held_by_text(dimension: dict[str, Any]) -> str:
+    """Say what placed a dimension's measured level where it is."""
+    measured = dimension["measured"]
+    reason = measured["stop_reason"]
+    if measured["level"] is None:
+        return "no measurable criterion"
+    if reason is None:
+        return "every criterion held"
+    if reason == "failed":
+        failed = [c for c in measured["criteria"] if c["status"] == "failed"]
+        parts = [
+            f"{c['condition']} ({format_value(c['value'], c['unit'])})"
+            for c in failed
+            if c["level"] == measured["stopped_at"]
+        ]
+        return f"level {measured['stopped_at']} failed: " + "; ".join(parts)
+    if reason == "not_measurable":
+        return f"level {measured['stopped_at']} not measurable from the data"
+    return f"level {measured['stopped_at']} is shown only by the survey"
+
+
+def _overall_lines(document: dict[str, Any]) -> list[str]:
+    scorecard = document["scorecard"]
+    overall = scorecard["overall"]
+    lines = []
+    if overall["score"] is None:
+        lines.append(
+            "**Overall:** not scored; dimensions lacking data: "
+            + ", ".join(overall["missing"])
+        )
+    else:
+        band = overall["band"]
+        lines.append(f"**Overall:** {overall['score']:.2f} — {band['name']}. {band['meaning']}")
+        lines.append(f"**Next step:** {band['next_step']}")
+    benchmark = scorecard["benchmark"]
+    if benchmark:
+        lines.append(f"**Benchmark:** {benchmark_text(benchmark)}")
+    elif scorecard["benchmark_note"]:
+        lines.append(f"**Benchmark:** {scorecard['benchmark_note']}")
+    return lines
+
+
+def benchmark_text(benchmark: dict[str, Any]) -> str:
+    """Describe a benchmark verdict in one line."""
+    return (
+        f"{benchmark.get('verdict_text') or benchmark.get('verdict')} for "
+        f"{benchmark.get('segment_name') or benchmark.get('segment')} "
+        f"(expected {benchmark.get('expected')}, good {benchmark.get('good')}, "
+        f"alarm {benchmark.get('alarm')})"
+    )
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "/") for cell in row) + " |" for row in rows]
+    return lines
+
+
+def markdown_report(document: dict[str, Any]) -> str:
+    """Render the whole scorecard document as a Markdown report."""
+    scorecard = document["scorecard"]
+    lines = [
+        f"# Sales–marketing alignment: {document['org']['id']}",
+        "",
+        f"As of {document['as_of']} ({document['as_of_basis']}); "
+        f"source: {document['source']['name']}.",
+        "",
+        *_overall_lines(document),
+        "",
+        "## Dimensions",
+        "",
+    ]
+    rows = [
+        [
+            d["name"],
+            format_score(d["score"]),
+            d["level_name"] or "lacking data",
+            d["source"],
+            d["confidence"] or "—",
+            held_by_text(d),
+        ]
+        for d in scorecard["dimensions"]
+    ]
+    lines += _table(["Dimension", "Score", "Level", "Source", "Confidence", "Measured level set by"], rows)
+    if scorecard["weak_dimensions"]:
+        lines += ["", "## Next steps for weak dimensions", ""]
+        lines += [f"- **{w['name']}** ({format_score(w['score'])}): {w['card']}" for w in scorecard["weak_dimensions"]]
+    lines += ["", "## Criteria", ""]
+    for dimension in scorecard["dimensions"]:
+        lines += [f"### {dimension['name']}", ""]
+        criteria = [
+            [
+                str(c["level"]),
+                c["condition"] + (" (proxy)" if c["proxy"] else ""),
+                STATUS_MARKS[c["status"]],
+                format_value(c["value"], c["unit"]) if c["status"] != "not_measurable" else c["note"],
+                str(c["population"]),
+            ]
+            for c in dimension["measured"]["criteria"]
+        ]
+        lines += _table(["Level", "Criterion", "Result", "Value", "Population"], criteria)
+        lines.append("")
+    lines += _metrics_section(document)
+    lines += _audit_section(document)
+    lines += _data_section(document)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _metrics_section(document: dict[str, Any]) -> list[str]:
+    lines = ["## Metrics", ""]
+    names = {d["key"]: d["name"] for d in document["scorecard"]["dimensions"]}
+    names["other"] = "Other measures"
+    for group, keys in metrics_by_dimension(document).items():
+        if not keys:
+            continue
+        lines += [f"### {names[group]}", ""]
+        rows = []
+        for key in keys:
+            metric = document["metrics"][key]
+            rows.append(
+                [
+                    metric["label"],
+                    format_value(metric["value"], metric["unit"]),
+                    str(metric["population"]),
+                    metric["note"],
+                ]
+            )
+        lines += _table(["Metric", "Value", "Population", "Coverage note"], rows)
+        lines.append("")
+    return lines
+
+
+def audit_rows(audit: dict[str, Any]) -> list[list[str]]:
+    """Return one row per dimension: measured, self-reported, verdict, team gap."""
+    rows = []
+    for item in audit["dimensions"]:
+        everyone = item["everyone"]
+        measured = item["measured_level"]
+        gap = "—" if item["gap"] is None else f"{item['gap']:.2f}"
+        rows.append(
+            [
+                item["name"],
+                "—" if measured is None else str(measured),
+                format_score(everyone["self_reported"]),
+                everyone["verdict"],
+                format_score(item["sales"]),
+                format_score(item["marketing"]),
+                gap + (" perception gap" if item["perception_gap"] else ""),
+            ]
+        )
+    return rows
+
+
+AUDIT_HEADER = ["Dimension", "Measured", "Self-reported", "Verdict", "Sales", "Marketing", "Gap"]
+
+
+def _audit_section(document: dict[str, Any]) -> list[str]:
+    audit = document.get("audit")
+    if not audit:
+        return []
+    lines = ["## Audit: self-reported against measured", ""]
+    lines += _table(AUDIT_HEADER, audit_rows(audit))
+    if audit["red_flags"]:
+        lines += ["", "Red flags seen in the data:", ""]
+        lines += [f"- {flag['message']}" for flag in audit["red_flags"]]
+    return lines + [""]
+
+
+def _data_section(document: dict[str, Any]) -> list[str]:
+    source = document["source"]
+    lines = ["## Data", ""]
+    records = ", ".join(f"{name} {count:,}" for name, count in source["records"].items())
+    lines.append(f"- Records read: {records or 'none'}")
+    lines += [f"- Not available: {table}: {reason}" for table, reason in source["missing"].items()]
+    lines += [f"- {note}" for note in source["notes"]]
+    if source["unmapped_statuses"]:
+        values = ", ".join(f"{value!r} ({count})" for value, count in source["unmapped_statuses"].items())
+        lines.append(f"- Status values no mapping covers: {values}; add them under `stages.status`")
+    gate = document.get("gate")
+    if gate:
+        lines += ["", "## Data-quality gate", ""]
+        lines += _gate_lines(gate)
+    return lines
+
+
+def _gate_lines(gate: dict[str, Any]) -> list[str]:
+    findings = gate["findings"]
+    verdict = "passed" if gate["passed"] else "failed"
+    lines = [f"The gate {verdict} with {len(findings)} finding(s) from {gate['checks_run']} checks.", ""]
+    if findings:
+        rows = [
+            [
+                f["severity"],
+                f"`{f['expectation']}`",
+                f"{f['failed']} of {f['total']}",
+                ", ".join(f["examples"]),
+                f"{f['detail']} {f['fix']}".strip(),
+            ]
+            for f in findings
+        ]
+        lines += _table(["Severity", "Check", "Failed", "Examples", "What to fix"], rows)
+    return lines
