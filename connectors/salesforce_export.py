@@ -92,7 +92,9 @@ def read_export(folder: Path, config: OrgConfig, *, salt: str = "revalign") -> C
         objects[obj] = frame
         gaps.extend(f"{obj}.{name}" for name in missing if _matters(obj, name))
 
-    tables = canonical_from_objects(objects, config, origin=f"{folder}/", salt=salt)
+    tables = canonical_from_objects(
+        objects, config, origin=f"{folder}/", suffix=".csv", salt=salt
+    )
     if absent:
         tables.notes.insert(0, f"files not in the export: {', '.join(absent)}")
     if gaps:

@@ -109,10 +109,10 @@ def wanted_fields(obj: str, config: OrgConfig) -> tuple[str, ...]:
 class _Reader:
     """Typed access to one raw object frame, with file-and-row errors."""
 
-    def __init__(self, name: str, frame: pl.DataFrame, origin: str, config: OrgConfig):
+    def __init__(self, name: str, frame: pl.DataFrame, source: str, config: OrgConfig):
         self.name = name
         self.frame = frame
-        self.source = f"{origin}{name}"
+        self.source = source
         self.config = config
         self.zoneless: dict[str, int] = {}
 
@@ -172,16 +172,18 @@ def canonical_from_objects(
     config: OrgConfig,
     *,
     origin: str = "",
+    suffix: str = "",
     salt: str = "revalign",
 ) -> CanonicalTables:
     """Build the canonical tables from raw Salesforce object frames.
 
     ``objects`` maps an object API name to a frame of string columns named by API
     field. A missing object or field leaves the tables that need it marked missing
-    with the reason. ``origin`` prefixes file names in error messages.
+    with the reason. Error messages name an object as ``origin + name + suffix``,
+    such as ``export/Lead.csv``.
     """
     readers = {
-        name: _without_deleted(_Reader(name, frame, origin, config))
+        name: _without_deleted(_Reader(name, frame, f"{origin}{name}{suffix}", config))
         for name, frame in objects.items()
     }
     result = CanonicalTables(tables={})
