@@ -125,12 +125,8 @@ def measured_confidence(
     else:
         reasons.append("only config flags checked")
     if measured.limited_by_data:
-        unmeasured = sum(
-            1
-            for item in measured.criteria
-            if item.status == "not_measurable" and item.level <= last
-        )
-        reasons.append(f"limited by data: {unmeasured} criteria not measurable")
+        count = len(measured.unmeasured)
+        reasons.append(f"limited by data: {count} criteria not measurable")
         if confidence == "high":
             confidence = "medium"
     return confidence, tuple(reasons)

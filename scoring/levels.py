@@ -60,7 +60,8 @@ class MeasuredLevel:
     ``stopped_at`` is the first level not reached (``None`` when level 5 is
     reached); ``stop_reason`` says why: a failed criterion (listed in
     ``held_by``), no measurable criterion, or a level that only the survey can
-    show.
+    show. ``unmeasured`` lists the not-measurable criteria of the levels reached,
+    plus those of the stopping level when it stopped for lack of data.
     """
 
     dimension: str
@@ -69,7 +70,12 @@ class MeasuredLevel:
     stopped_at: int | None
     stop_reason: StopReason | None
     held_by: tuple[CriterionResult, ...]
-    limited_by_data: bool
+    unmeasured: tuple[CriterionResult, ...]
+
+    @property
+    def limited_by_data(self) -> bool:
+        """Whether a not-measurable criterion limits what the data can show."""
+        return bool(self.unmeasured)
 
     @property
     def measurable(self) -> tuple[CriterionResult, ...]:
@@ -84,6 +90,7 @@ class MeasuredLevel:
             "stop_reason": self.stop_reason,
             "held_by": [item.criterion.describe() for item in self.held_by],
             "limited_by_data": self.limited_by_data,
+            "unmeasured": [item.criterion.describe() for item in self.unmeasured],
             "criteria": [item.to_dict() for item in self.criteria],
         }
 
@@ -148,13 +155,16 @@ def measure_dimension(
         for criterion in dimension.levels[number].criteria
     )
     reached, stopped_at, reason, held_by = _stage(results)
-    limited = reason == "not_measurable" or any(
-        item.status == "not_measurable" and item.level <= reached for item in results
+    last = stopped_at if reason == "not_measurable" and stopped_at else reached
+    unmeasured = tuple(
+        item
+        for item in results
+        if item.status == "not_measurable" and item.level <= last
     )
     level: int | None = reached
     if stopped_at == 2 and reason != "failed":
         level = None
-    return MeasuredLevel(key, level, results, stopped_at, reason, held_by, limited)
+    return MeasuredLevel(key, level, results, stopped_at, reason, held_by, unmeasured)
 
 
 def _stage(

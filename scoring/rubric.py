@@ -199,8 +199,8 @@ class Rubric(_Strict):
                 f"level_names must name levels 1 to 5, got {sorted(self.level_names)!r}"
             )
             raise ValueError(msg)
-        if tuple(self.dimensions) != DIMENSIONS:
-            msg = f"dimensions must be, in order, {DIMENSIONS!r}"
+        if set(self.dimensions) != set(DIMENSIONS):
+            msg = f"dimensions must be exactly {DIMENSIONS!r}"
             raise ValueError(msg)
         lowers = [band.lower for band in self.bands]
         if not lowers or lowers[0] != 1.0 or lowers != sorted(set(lowers)):
@@ -226,10 +226,10 @@ class Rubric(_Strict):
 
 
 def _check_segments(segments: dict[str, Segment]) -> None:
-    if tuple(segments) != SEGMENTS:
-        msg = f"segments must be, in order, {SEGMENTS!r}"
+    if set(segments) != set(SEGMENTS):
+        msg = f"segments must be exactly {SEGMENTS!r}"
         raise ValueError(msg)
-    ordered = list(segments.values())
+    ordered = sorted(segments.values(), key=lambda segment: segment.arr_min_usd)
     if ordered[0].arr_min_usd != 0 or ordered[-1].arr_max_usd is not None:
         msg = "segment ARR ranges must start at 0 and the last must have no maximum"
         raise ValueError(msg)

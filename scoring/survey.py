@@ -146,14 +146,25 @@ def _read_yaml(path: Path) -> tuple[pl.DataFrame | None, str, list[SurveyProblem
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         reason = "expected a list of respondents, or a `respondents:` key holding one"
         return None, "entry", [SurveyProblem(file, 1, "(file)", None, reason)]
-    keys = sorted({str(key).strip().lower() for item in data for key in item})
+    allowed = (*COLUMNS, *OPTIONAL_COLUMNS)
     rows = [
         {str(key).strip().lower(): _yaml_text(value) for key, value in item.items()}
         for item in data
     ]
-    schema = {key: pl.String for key in keys}
-    frame = pl.DataFrame(rows, schema=schema).with_row_index("_row", offset=1)
-    return frame.with_columns(pl.col("_row").cast(pl.Int64)), "entry", []
+    problems = [
+        SurveyProblem(file, entry, key, None, _unknown_column(), "entry")
+        for entry, row in enumerate(rows, start=1)
+        for key in row
+        if key not in allowed
+    ]
+    schema = {key: pl.String for key in allowed}
+    known = [{key: row.get(key) for key in allowed} for row in rows]
+    frame = pl.DataFrame(known, schema=schema).with_row_index("_row", offset=1)
+    return frame.with_columns(pl.col("_row").cast(pl.Int64)), "entry", problems
+
+
+def _unknown_column() -> str:
+    return f"unknown column; allowed: {', '.join((*COLUMNS, *OPTIONAL_COLUMNS))}"
 
 
 def _yaml_text(value: Any) -> str | None:
@@ -171,9 +182,7 @@ def _column_problems(file: str, columns: list[str], kind: str) -> list[SurveyPro
     present = [name for name in columns if name != "_row"]
     allowed = (*COLUMNS, *OPTIONAL_COLUMNS)
     problems = [
-        SurveyProblem(
-            file, 1, name, None, f"unknown column; allowed: {', '.join(allowed)}"
-        )
+        SurveyProblem(file, 1, name, None, _unknown_column())
         for name in present
         if name not in allowed
     ]
