@@ -124,3 +124,8 @@ def score(
         return
     render_scorecard(result.document, console)
     console.print(f"\nWrote {', '.join(str(f) for f in result.files)}", highlight=False)
+
+
+from flows.check_data_cli import check_data_command  # noqa: E402
+
+check_app.command("data")(check_data_command)

@@ -1,0 +1,88 @@
+"""Handoff context: what sales could see about a lead when marketing handed it over.
+
+A handoff has context when, at the handoff, the lead had a score and at least one
+marketing touch at or before it. The canonical tables hold only a lead's current
+score, not its history, so the current score stands in for the score at handoff
+and the coverage note says so.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from connectors.schema import CanonicalTables
+from metrics.coverage import missing_reason, not_measurable
+from metrics.result import Metrics, MetricValue
+
+if TYPE_CHECKING:
+    from metrics.measure import MeasureContext
+
+SCORE_NOTE = "the current lead score stands in for the score at handoff"
+
+
+def score_reason(tables: CanonicalTables) -> str | None:
+    """Return why lead scores cannot be judged, or ``None`` when some lead has one."""
+    if reason := missing_reason(tables, "leads.score"):
+        return reason
+    if tables["leads"]["score"].is_not_null().any():
+        return None
+    return (
+        "no lead has a score value: the org does not score leads or its score "
+        "field is not read (set fields.lead_score to the field's API name)"
+    )
+
+
+def handoff_context(handoffs: pl.DataFrame, tables: CanonicalTables) -> pl.DataFrame:
+    """Return ``lead_id``, ``handoff_at``, ``has_score`` and ``has_touch`` per handoff.
+
+    ``has_touch`` is true when the lead had a marketing touch at or before the
+    handoff.
+    """
+    scores = tables["leads"].select("lead_id", has_score=pl.col("score").is_not_null())
+    first_touch = (
+        tables["touches"]
+        .filter(pl.col("lead_id").is_not_null() & pl.col("touched_at").is_not_null())
+        .group_by("lead_id")
+        .agg(first_touch_at=pl.col("touched_at").min())
+    )
+    return (
+        handoffs.select("lead_id", "handoff_at")
+        .join(scores.unique("lead_id"), on="lead_id", how="left")
+        .join(first_touch, on="lead_id", how="left")
+        .select(
+            "lead_id",
+            "handoff_at",
+            has_score=pl.col("has_score").fill_null(False),
+            has_touch=(pl.col("first_touch_at") <= pl.col("handoff_at")).fill_null(
+                False
+            ),
+        )
+    )
+
+
+def context_metrics(context: MeasureContext) -> Metrics:
+    """Compute the share of handoffs with a score and a prior marketing touch."""
+    key, label = "handoff_context_share", "Handoffs with a score and a marketing touch"
+    tables, handoffs = context.tables, context.handoffs
+    reason = missing_reason(tables, "stage_events", "touches") or score_reason(tables)
+    if reason is None and handoffs.is_empty():
+        reason = "no handoffs in the data"
+    if reason:
+        return not_measurable({key: ("share", label)}, reason)
+
+    flags = handoff_context(handoffs, tables)
+    counts = flags.select(
+        handoffs=pl.len(),
+        with_score=pl.col("has_score").sum(),
+        with_touch=pl.col("has_touch").sum(),
+        with_both=(pl.col("has_score") & pl.col("has_touch")).sum(),
+    ).row(0, named=True)
+    note = (
+        f"{counts['with_both']} of {counts['handoffs']} handoffs had both; {SCORE_NOTE}"
+    )
+    value = counts["with_both"] / counts["handoffs"]
+    return {
+        key: MetricValue(key, value, counts["handoffs"], "share", label, note, counts)
+    }

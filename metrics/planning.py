@@ -1,0 +1,144 @@
+"""Planning signals: whether sales and marketing work from one target-account list.
+
+- ``target_account_list_present``: 1.0 when any account is marked as a target,
+  0.0 when accounts carry the flag but none is set.
+- ``target_account_mql_share``: among handoffs whose lead has a known account,
+  the share on a target account.
+- ``target_account_opportunity_share`` and ``target_account_pipeline_share``:
+  among opportunities with a known account, the share (of count, of amount) on
+  a target account.
+
+A lead's account is known once it is converted (or when the CRM links leads to
+accounts), so the MQL share covers those handoffs only and its note says how
+many were left out.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from connectors.schema import CanonicalTables
+from metrics.coverage import missing_reason, not_measurable, share
+from metrics.result import Metrics, MetricValue
+
+if TYPE_CHECKING:
+    from metrics.measure import MeasureContext
+
+_LABELS = {
+    "target_account_list_present": ("flag", "Target-account list present"),
+    "target_account_mql_share": ("share", "MQLs from target accounts"),
+    "target_account_opportunity_share": ("share", "Opportunities on target accounts"),
+    "target_account_pipeline_share": ("share", "Pipeline on target accounts"),
+}
+
+
+def _list_reason(tables: CanonicalTables) -> str | None:
+    if reason := missing_reason(tables, "accounts"):
+        return reason
+    if tables["accounts"]["is_target"].is_null().all():
+        return (
+            "no account carries a target flag: set fields.target_account to the "
+            "account field that marks target accounts"
+        )
+    return None
+
+
+def _targets(tables: CanonicalTables) -> pl.DataFrame:
+    accounts = tables["accounts"].select("account_id", "is_target")
+    return accounts.unique("account_id").with_columns(
+        pl.col("is_target").fill_null(False)
+    )
+
+
+def _mql_share(handoffs: pl.DataFrame, tables: CanonicalTables) -> MetricValue:
+    key = "target_account_mql_share"
+    unit, label = _LABELS[key]
+    if reason := missing_reason(tables, "stage_events"):
+        return MetricValue.not_measurable(key, unit, label, reason)
+    lead_accounts = tables["leads"].select("lead_id", "account_id").unique("lead_id")
+    known = (
+        handoffs.select("lead_id")
+        .join(lead_accounts, on="lead_id", how="left")
+        .join(_targets(tables), on="account_id", how="inner")
+    )
+    if known.is_empty():
+        reason = "no handed-off lead is linked to a known account"
+        return MetricValue.not_measurable(key, unit, label, reason)
+    on_target = int(known["is_target"].sum())
+    note = (
+        f"{on_target} of {known.height} handoffs with a known account; "
+        f"{handoffs.height - known.height} handoffs without one left out"
+    )
+    details = {
+        "on_target": on_target,
+        "unknown_account": handoffs.height - known.height,
+    }
+    return MetricValue(
+        key, on_target / known.height, known.height, unit, label, note, details
+    )
+
+
+def _opportunity_shares(tables: CanonicalTables) -> Metrics:
+    keys = ("target_account_opportunity_share", "target_account_pipeline_share")
+    labels = {k: _LABELS[k] for k in keys}
+    if reason := missing_reason(tables, "opportunities"):
+        return not_measurable(labels, reason)
+    opportunities = tables["opportunities"].select(
+        "account_id", amount=pl.col("amount").fill_null(0.0)
+    )
+    known = opportunities.join(_targets(tables), on="account_id", how="inner")
+    if known.is_empty():
+        return not_measurable(labels, "no opportunity is on a known account")
+    on_target = known.filter(pl.col("is_target"))
+    amount, target_amount = (
+        float(known["amount"].sum()),
+        float(on_target["amount"].sum()),
+    )
+    details = {
+        "opportunities": known.height,
+        "on_target": on_target.height,
+        "amount": amount,
+        "target_amount": target_amount,
+        "unknown_account": opportunities.height - known.height,
+    }
+    note = f"{on_target.height} of {known.height} opportunities on target accounts"
+    metrics = {
+        keys[0]: MetricValue(
+            keys[0], on_target.height / known.height, known.height, "share",
+            labels[keys[0]][1], note, details,
+        ),
+    }  # fmt: skip
+    if amount <= 0:
+        reason = "the opportunities on known accounts have no amount"
+        metrics |= not_measurable({keys[1]: labels[keys[1]]}, reason)
+    else:
+        metrics[keys[1]] = MetricValue(
+            keys[1], share(target_amount, amount), known.height, "share",
+            labels[keys[1]][1], note, details,
+        )  # fmt: skip
+    return metrics
+
+
+def planning_metrics(context: MeasureContext) -> Metrics:
+    """Compute the target-account list flag and the target-account shares."""
+    tables = context.tables
+    if reason := _list_reason(tables):
+        return not_measurable(_LABELS, reason)
+    targets = _targets(tables)
+    count = int(targets["is_target"].sum())
+    key = "target_account_list_present"
+    note = f"{count} of {targets.height} accounts marked as targets"
+    flag = MetricValue(
+        key, 1.0 if count else 0.0, targets.height, "flag", _LABELS[key][1], note,
+        {"target_accounts": count, "accounts": targets.height},
+    )  # fmt: skip
+    metrics: Metrics = {key: flag}
+    if count == 0:
+        reason = "no account is marked as a target"
+        labels = {k: v for k, v in _LABELS.items() if k != key}
+        return metrics | not_measurable(labels, reason)
+    metrics["target_account_mql_share"] = _mql_share(context.handoffs, tables)
+    metrics.update(_opportunity_shares(tables))
+    return metrics
