@@ -1,0 +1,162 @@
+"""Owner response time: how fast each owner touched a lead after getting it.
+
+Speed to lead is the buyer's view: from the handoff to the first sales touch,
+whoever made it. Owner response is the rep's view. Each handoff is split into
+owner stints: the owner in place at the handoff holds the lead from the
+handoff, and every reassignment within the handoff's window starts a new stint,
+which lasts until the next assignment, the lead's next handoff or the as-of
+time. A stint's response time runs from its start to the first human sales
+touch by that stint's owner within it, in business hours. Reassignments are
+kept: a lead passed between three reps gives three stints.
+
+Stints held by someone who is not a sales user (a queue, a marketing user) are
+not a rep's response and are counted apart. Unanswered stints stay in the
+population as unanswered.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from config.models import OrgConfig
+from connectors.schema import CanonicalTables
+from metrics.calendar import BusinessCalendar
+from metrics.coverage import as_of_literal, missing_reason, not_measurable
+from metrics.handoffs import handoff_windows, sales_touches
+from metrics.result import Metrics, MetricValue
+
+if TYPE_CHECKING:
+    from metrics.measure import MeasureContext
+
+_LABELS = {
+    "owner_response_median_business_hours": (
+        "hours",
+        "Owner response, median (business hours)",
+    ),
+    "owner_response_p90_business_hours": (
+        "hours",
+        "Owner response, p90 (business hours)",
+    ),
+    "owner_unanswered_share": ("share", "Owner stints with no touch by the owner"),
+}
+
+
+def owner_stints(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame:
+    """Return one row per owner stint within a handoff's window.
+
+    Columns: ``lead_id``, ``handoff_at``, ``owner_id``, ``stint_start``,
+    ``stint_end``, ``reassigned`` (the stint began after the handoff).
+    """
+    as_of_value = as_of_literal(as_of)
+    assignments = (
+        tables["owner_events"]
+        .filter(pl.col("assigned_at") <= as_of_value)
+        .sort("lead_id", "assigned_at")
+        .with_columns(next_assigned_at=pl.col("assigned_at").shift(-1).over("lead_id"))
+    )
+    windows = handoff_windows(tables, as_of).select(
+        "lead_id", "handoff_at", "window_end"
+    )
+    stints = windows.join(assignments, on="lead_id").filter(
+        (pl.col("assigned_at") < pl.col("window_end"))
+        & (
+            pl.col("next_assigned_at").is_null()
+            | (pl.col("next_assigned_at") > pl.col("handoff_at"))
+        )
+    )
+    return stints.select(
+        "lead_id",
+        "handoff_at",
+        "owner_id",
+        stint_start=pl.max_horizontal("assigned_at", "handoff_at"),
+        stint_end=pl.min_horizontal("next_assigned_at", "window_end"),
+        reassigned=pl.col("assigned_at") > pl.col("handoff_at"),
+    )
+
+
+def owner_responses(
+    tables: CanonicalTables, config: OrgConfig, as_of: dt.datetime
+) -> pl.DataFrame:
+    """Return the owner stints with ``team``, ``responded_at`` and ``business_hours``.
+
+    ``responded_at`` is the stint owner's first touch at or after the stint start
+    and before its end (at or before the as-of time for a stint still open).
+    """
+    touches = sales_touches(tables, config, as_of).rename(
+        {"touch_owner_id": "owner_id", "touched_at": "responded_at"}
+    )
+    stints = owner_stints(tables, as_of).sort("stint_start")
+    joined = stints.join_asof(
+        touches.sort("responded_at"),
+        left_on="stint_start",
+        right_on="responded_at",
+        by=["lead_id", "owner_id"],
+        strategy="forward",
+        check_sortedness=False,
+    )
+    open_stint = pl.col("stint_end") == as_of_literal(as_of)
+    inside = (pl.col("responded_at") < pl.col("stint_end")) | (
+        open_stint & (pl.col("responded_at") <= pl.col("stint_end"))
+    )
+    joined = joined.with_columns(responded_at=pl.when(inside).then("responded_at"))
+    teams = tables["users"].select("user_id", "team").unique("user_id")
+    joined = joined.join(teams, left_on="owner_id", right_on="user_id", how="left")
+    calendar = BusinessCalendar(config.calendar)
+    return calendar.business_hours(
+        joined, "stint_start", "responded_at", name="business_hours"
+    )
+
+
+def owner_response_metrics(context: MeasureContext) -> Metrics:
+    """Compute the median and p90 owner response and the unanswered share."""
+    tables = context.tables
+    reason = missing_reason(
+        tables, "stage_events", "owner_events", "activities", "users"
+    )
+    if reason:
+        return not_measurable(_LABELS, reason)
+    responses = owner_responses(tables, context.config, context.as_of)
+    sales = responses.filter(pl.col("team") == "sales")
+    if sales.is_empty():
+        return not_measurable(_LABELS, "no handoff was held by a sales owner")
+
+    answered = sales.filter(pl.col("responded_at").is_not_null())
+    counts = {
+        "stints": sales.height,
+        "answered": answered.height,
+        "unanswered": sales.height - answered.height,
+        "reassigned_stints": int(sales["reassigned"].sum()),
+        "non_sales_stints": responses.height - sales.height,
+    }
+    note = (
+        f"over {answered.height} answered of {sales.height} sales owner stints; "
+        f"{counts['non_sales_stints']} stints held by queues or non-sales users "
+        "left out"
+    )
+    hours = answered["business_hours"]
+    metrics: Metrics = {
+        "owner_unanswered_share": MetricValue(
+            "owner_unanswered_share", counts["unanswered"] / sales.height,
+            sales.height, "share", _LABELS["owner_unanswered_share"][1], note, counts,
+        )
+    }  # fmt: skip
+    stats = {
+        "owner_response_median_business_hours": hours.median(),
+        "owner_response_p90_business_hours": hours.quantile(
+            0.9, interpolation="linear"
+        ),
+    }
+    for key, value in stats.items():
+        unit, label = _LABELS[key]
+        if value is None:
+            metrics[key] = MetricValue.not_measurable(
+                key, unit, label, "no owner touched a lead during a stint"
+            )
+            continue
+        metrics[key] = MetricValue(
+            key, value, answered.height, unit, label, note, counts
+        )
+    return metrics
