@@ -106,12 +106,28 @@ class Audit:
         raise KeyError(key)
 
     def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
+        """Return a JSON-ready dict; :meth:`from_dict` reads it back."""
         return {
             "respondents": self.respondents,
             "dimensions": [asdict(item) for item in self.dimensions],
             "red_flags": [asdict(item) for item in self.red_flags],
         }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Audit:
+        """Rebuild an audit from :meth:`to_dict` output (a scorecard document's)."""
+        dimensions = tuple(
+            DimensionAudit(
+                **{
+                    **item,
+                    "everyone": ClaimCheck(**item["everyone"]),
+                    "teams": tuple(ClaimCheck(**team) for team in item["teams"]),
+                }
+            )
+            for item in data["dimensions"]
+        )
+        flags = tuple(RedFlag(**flag) for flag in data["red_flags"])
+        return cls(dimensions, flags, data["respondents"])
 
 
 def build_audit(
