@@ -8,6 +8,7 @@ from environment variables named in the file.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -217,6 +218,42 @@ class SalesforceConfig(_Strict):
     max_api_share: float = Field(default=0.5, gt=0, le=1)
 
 
+class CadenceConfig(_Strict):
+    """The follow-up cadence sales commits to: ``min_touches`` in ``business_days``."""
+
+    min_touches: int = Field(default=6, ge=1)
+    business_days: float = Field(default=10.0, gt=0)
+
+
+class TargetsConfig(_Strict):
+    """Monthly MQL targets, inline by month (``"2024-05": 120``) or from a CSV file.
+
+    The CSV has the columns ``month`` (``YYYY-MM``) and ``target``. A month given
+    both inline and in the file takes the inline value.
+    """
+
+    mql_monthly: dict[str, float] = Field(default_factory=dict)
+    mql_csv: Path | None = None
+
+    @field_validator("mql_monthly")
+    @classmethod
+    def _valid_months(cls, value: dict[str, float]) -> dict[str, float]:
+        for month, target in value.items():
+            if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", str(month)):
+                msg = f"month {month!r} is not in YYYY-MM form; write it like '2024-05'"
+                raise ValueError(msg)
+            if target < 0:
+                msg = f"target {target!r} for {month} is negative; use 0 or more"
+                raise ValueError(msg)
+        return value
+
+
+class AttributionConfig(_Strict):
+    """Settings of the rule-based attribution models."""
+
+    half_life_days: float = Field(default=7.0, gt=0)
+
+
 class OrgConfig(_Strict):
     """One org's configuration, as read from ``revalign.yaml``."""
 
@@ -233,6 +270,9 @@ class OrgConfig(_Strict):
     survey: Path | None = None
     salesforce: SalesforceConfig = SalesforceConfig()
     gate: GateConfig = GateConfig()
+    cadence: CadenceConfig = CadenceConfig()
+    targets: TargetsConfig = TargetsConfig()
+    attribution: AttributionConfig = AttributionConfig()
 
 
 def load_preset(name: str) -> dict[str, str | None]:
@@ -282,4 +322,8 @@ def load_config(path: Path | None) -> OrgConfig:
         raise ConfigError("invalid org config:\n" + "\n".join(lines)) from None
     if config.survey is not None and not config.survey.is_absolute():
         config = config.model_copy(update={"survey": path.parent / config.survey})
+    csv = config.targets.mql_csv
+    if csv is not None and not csv.is_absolute():
+        targets = config.targets.model_copy(update={"mql_csv": path.parent / csv})
+        config = config.model_copy(update={"targets": targets})
     return config
