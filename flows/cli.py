@@ -129,3 +129,11 @@ def score(
 from flows.check_data_cli import check_data_command  # noqa: E402
 
 check_app.command("data")(check_data_command)
+
+from flows.survey_cli import survey_template_command  # noqa: E402
+
+survey_app.command("template")(survey_template_command)
+
+from flows.audit_cli import audit_command  # noqa: E402
+
+app.command("audit")(audit_command)
