@@ -6,7 +6,7 @@ Rules, in order:
   ``config.scoring.min_respondents`` respondents answered it.
 - Both measured level and counted survey: the score is
   ``w * measured + (1 - w) * survey mean`` with ``w = config.scoring.measured_weight``
-  (source "blended"); a weight of 1 or 0 leaves only one source, named as such.
+  (source "blended"). A weight of 1 or 0 leaves only one source, named as such.
 - Only one of them: that one is the score (source "measured" or "self-reported").
 - Neither: no score (source "lacking data").
 

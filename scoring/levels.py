@@ -58,7 +58,7 @@ class MeasuredLevel:
     """The level that the data supports for one dimension, and why it stops there.
 
     ``stopped_at`` is the first level not reached (``None`` when level 5 is
-    reached); ``stop_reason`` says why: a failed criterion (listed in
+    reached); ``stop_reason`` gives the reason: a failed criterion (listed in
     ``held_by``), no measurable criterion, or a level that only the survey can
     show. ``unmeasured`` lists the not-measurable criteria of the levels reached,
     plus those of the stopping level when it stopped for lack of data.
@@ -98,8 +98,8 @@ class MeasuredLevel:
 def config_facts(config: OrgConfig) -> Metrics:
     """Return the org config facts that criteria read like metrics.
 
-    ``sla_configured`` is 1.0 when the config file sets an ``sla`` section (the
-    built-in default does not count); ``sla_alerts_configured`` is 1.0 when breach
+    ``sla_configured`` is 1.0 when the config file sets an ``sla`` section, and the
+    built-in default does not count. ``sla_alerts_configured`` is 1.0 when breach
     alerts are switched on.
     """
     sla_set = "sla" in config.model_fields_set

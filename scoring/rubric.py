@@ -1,6 +1,6 @@
 """The alignment rubric as data: loading, validation, bands and segment benchmarks.
 
-``config/rubric.yaml`` holds the dimensions, the criteria of every level, the
+``config/rubric.yaml`` contains the dimensions, the criteria of every level, the
 overall bands and the segment benchmarks. :func:`load_rubric` validates it with
 pydantic and returns a :class:`Rubric`; an invalid file raises
 :class:`~config.models.ConfigError` naming the key and the value.
@@ -245,10 +245,9 @@ def _check_segments(segments: dict[str, Segment]) -> None:
 def _describe_error(path: Path, error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"]) or "(top level)"
     value = error.get("input")
-    shown = (
-        value if isinstance(value, (str, int, float, bool)) else type(value).__name__
-    )
-    return f"{path}: key `{key}`: value {shown!r}: {error['msg']}"
+    printable = isinstance(value, (str, int, float, bool))
+    value_text = value if printable else type(value).__name__
+    return f"{path}: key `{key}`: value {value_text!r}: {error['msg']}"
 
 
 def load_rubric(path: Path | None = None) -> Rubric:

@@ -1,9 +1,9 @@
 """The scorecard: five dimension scores, the overall score, band and benchmark.
 
-:func:`build_scorecard` stages each dimension's levels from the metrics, combines
-them with the survey, and derives the overall score (the mean of the five
-dimension scores, only when all five are scored), its band, the segment verdict
-and the next-step card of every weak dimension. A dimension's level is the
+:func:`build_scorecard` stages each dimension's levels from the metrics and
+combines them with the survey. The overall score is the mean of the five dimension
+scores, given only when all five are scored. The band, the segment verdict and the
+next-step card of every weak dimension follow from it. A dimension's level is the
 largest whole level its score reaches, so 2.7 is level 2 (Emerging).
 """
 
@@ -133,7 +133,7 @@ def build_scorecard(
 
     ``metrics`` are keyed by metric key; the config facts ``sla_configured`` and
     ``sla_alerts_configured`` are added from ``config`` unless ``metrics`` already
-    holds them.
+    contains them.
     """
     measured = measure_levels({**config_facts(config), **metrics}, rubric)
     evidence = _survey_evidence(survey, config.scoring.min_respondents)

@@ -45,9 +45,9 @@ class SurveyProblem:
     row_kind: Literal["row", "entry"] = "row"
 
     def __str__(self) -> str:
-        shown = "" if self.value is None else f"{self.value!r} "
+        value_text = "" if self.value is None else f"{self.value!r} "
         place = f"{self.file}, {self.row_kind} {self.row}, column `{self.column}`"
-        return f"{place}: {shown}{self.reason}"
+        return f"{place}: {value_text}{self.reason}"
 
 
 class SurveyError(InputError):
@@ -357,8 +357,8 @@ class SurveyResult:
         """Return sales and marketing means per dimension, their gap and the flag.
 
         ``gap`` is the absolute difference, null when either team gave no answer.
-        ``flagged`` is true when the gap is ``threshold`` or more; the gap is
-        rounded to 9 decimals first so that 3.0 - 2.0 style gaps compare exactly.
+        ``flagged`` is true when the gap is ``threshold`` or more. The gap is
+        rounded to 9 decimals first, so float noise cannot hide a gap of exactly 1.
         """
         wide = (
             self.team_ratings()

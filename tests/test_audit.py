@@ -82,7 +82,7 @@ def test_claim_unverifiable() -> None:
 
 def test_audit_over_claim() -> None:
     # valid.csv rates lead handoff 3.75 overall, sales 3.5, marketing 4.0;
-    # the data holds it at level 2.
+    # the data keeps it at level 2.
     audit = build_audit(
         HANDOFF_LEVEL2,
         survey=read_survey(VALID_SURVEY),
