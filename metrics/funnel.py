@@ -45,7 +45,7 @@ _MAX_MONTHS = 36
 
 
 def stage_entries(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame:
-    """Return SAL, SQL and opportunity entries as ``lead_id``, ``stage``, ``entered_at``.
+    """Return the SAL, SQL and opportunity entries of every lead, with their times.
 
     Opportunity entries include the creation of each lead's converted opportunity.
     Entries after the as-of time are dropped.

@@ -10,9 +10,17 @@ import polars as pl
 
 from config.models import OrgConfig
 from connectors.schema import CanonicalTables
+from metrics.attribution import attribution_metrics
+from metrics.cadence import cadence_metrics
+from metrics.context import context_metrics
+from metrics.funnel import funnel_metrics
 from metrics.handoff_metrics import handoff_metrics
 from metrics.handoffs import build_handoffs
+from metrics.hygiene import hygiene_metrics
+from metrics.owner_response import owner_response_metrics
+from metrics.planning import planning_metrics
 from metrics.result import Metrics
+from metrics.volume import volume_metrics
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,17 @@ def _handoff_family(context: MeasureContext) -> Metrics:
     return handoff_metrics(context.handoffs, context.tables, context.config)
 
 
-FAMILIES: list[MetricFamily] = [_handoff_family]
+FAMILIES: list[MetricFamily] = [
+    _handoff_family,
+    owner_response_metrics,
+    cadence_metrics,
+    funnel_metrics,
+    volume_metrics,
+    context_metrics,
+    attribution_metrics,
+    hygiene_metrics,
+    planning_metrics,
+]
 
 
 def measure(

@@ -1,4 +1,4 @@
-"""Definition hygiene: unmapped statuses, stage order, converted flag, score coverage."""
+"""Definition hygiene: unmapped statuses, stage order, converted flag, scores."""
 
 from __future__ import annotations
 

@@ -1,0 +1,125 @@
+"""MQL volume against the monthly targets marketing committed to.
+
+Each handoff (an entry into ``mql``) counts in the month it happened, in the
+org's time zone. ``mql_volume_vs_target`` is the MQLs of the complete months
+that have a target divided by the sum of those targets: 1.0 means on target.
+The month of the as-of time is incomplete, so it is listed but left out of the
+value. Targets come from ``targets.mql_monthly`` and ``targets.mql_csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
+
+import polars as pl
+
+from config.models import TargetsConfig
+from connectors.errors import InputError
+from metrics.coverage import missing_reason, month_of, not_measurable
+from metrics.result import Metrics, MetricValue
+
+if TYPE_CHECKING:
+    from metrics.measure import MeasureContext
+
+KEY = "mql_volume_vs_target"
+LABEL = "MQL volume against target"
+_MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+_MAX_MONTHS = 24
+
+
+def read_target_csv(path: Path) -> dict[str, float]:
+    """Read monthly MQL targets from a CSV with columns ``month`` and ``target``.
+
+    Raises:
+        InputError: the file is unreadable, lacks a column, or has a month not in
+            ``YYYY-MM`` form or a target that is not a number of 0 or more.
+    """
+    try:
+        frame = pl.read_csv(path, infer_schema=False)
+    except (OSError, pl.exceptions.ComputeError, pl.exceptions.NoDataError) as exc:
+        msg = f"{path}: cannot read MQL targets ({exc}); check targets.mql_csv"
+        raise InputError(msg) from None
+    missing = [c for c in ("month", "target") if c not in frame.columns]
+    if missing:
+        msg = (
+            f"{path}: missing column(s) {', '.join(missing)}; the MQL target file "
+            f"needs the columns month (YYYY-MM) and target"
+        )
+        raise InputError(msg)
+    frame = frame.with_row_index("row", offset=2).with_columns(
+        month=pl.col("month").str.strip_chars(),
+        value=pl.col("target").str.strip_chars().cast(pl.Float64, strict=False),
+    )
+    bad = frame.filter(
+        ~pl.col("month").str.contains(_MONTH_PATTERN).fill_null(False)
+        | pl.col("value").is_null()
+        | (pl.col("value") < 0)
+    )
+    if not bad.is_empty():
+        row = bad.row(0, named=True)
+        msg = (
+            f"{path}: row {row['row']}: month {row['month']!r}, target "
+            f"{row['target']!r}: the month must be YYYY-MM and the target a number "
+            f"of 0 or more"
+        )
+        raise InputError(msg)
+    return dict(frame.select("month", "value").iter_rows())
+
+
+def monthly_targets(targets: TargetsConfig) -> dict[str, float]:
+    """Return the targets by month: the CSV's, overridden by the inline ones."""
+    merged = read_target_csv(targets.mql_csv) if targets.mql_csv else {}
+    return merged | dict(targets.mql_monthly)
+
+
+def monthly_volume(
+    handoffs: pl.DataFrame, targets: dict[str, float], time_zone: str, as_of_month: str
+) -> pl.DataFrame:
+    """Return per month: ``month``, ``mql``, ``target``, ``ratio``, ``complete``."""
+    counts = handoffs.group_by(month=month_of("handoff_at", time_zone)).agg(
+        mql=pl.len().cast(pl.Int64)
+    )
+    target_frame = pl.DataFrame(
+        {"month": list(targets), "target": list(targets.values())},
+        schema={"month": pl.String, "target": pl.Float64},
+    ).filter(pl.col("month") <= as_of_month)
+    return (
+        counts.join(target_frame, on="month", how="full", coalesce=True)
+        .with_columns(pl.col("mql").fill_null(0))
+        .with_columns(
+            ratio=pl.when(pl.col("target") > 0).then(pl.col("mql") / pl.col("target")),
+            complete=pl.col("month") < as_of_month,
+        )
+        .sort("month")
+    )
+
+
+def volume_metrics(context: MeasureContext) -> Metrics:
+    """Compute MQL volume against target over the complete months with a target."""
+    if reason := missing_reason(context.tables, "stage_events"):
+        return not_measurable({KEY: ("ratio", LABEL)}, reason)
+    zone = context.config.calendar.time_zone
+    as_of_month = context.as_of.astimezone(ZoneInfo(zone)).strftime("%Y-%m")
+    targets = monthly_targets(context.config.targets)
+    months = monthly_volume(context.handoffs, targets, zone, as_of_month)
+    details = {"months": months.tail(_MAX_MONTHS).to_dicts()}
+
+    scored = months.filter(pl.col("complete") & pl.col("target").is_not_null())
+    reason = None
+    if not targets:
+        reason = (
+            "no MQL targets in the config: set targets.mql_monthly or targets.mql_csv"
+        )
+    elif scored.is_empty():
+        reason = "no complete month before the as-of month has an MQL target"
+    elif scored["target"].sum() <= 0:
+        reason = "every MQL target of the complete months is 0"
+    if reason:
+        return {KEY: MetricValue(KEY, None, 0, "ratio", LABEL, reason, details)}
+
+    mqls, target = int(scored["mql"].sum()), float(scored["target"].sum())
+    note = f"{mqls} MQLs against a target of {target:g} over {scored.height} months"
+    details |= {"mql": mqls, "target": target, "months_scored": scored.height}
+    return {KEY: MetricValue(KEY, mqls / target, mqls, "ratio", LABEL, note, details)}

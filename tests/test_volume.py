@@ -1,0 +1,91 @@
+"""MQL volume against monthly targets from the config or a CSV file."""
+
+from __future__ import annotations
+
+import pytest
+
+from config.models import CalendarConfig, OrgConfig, TargetsConfig, load_config
+from connectors.errors import InputError
+from metrics.volume import read_target_csv, volume_metrics
+from tests.canonical import at, context, events, tables
+
+AS_OF = at(2024, 4, 15)
+
+
+def _data():
+    handoffs = [
+        at(2024, 1, 5), at(2024, 1, 10),
+        at(2024, 2, 1, 3),  # 31 January, 22:00 in New York
+        at(2024, 2, 10), at(2024, 4, 2),
+    ]  # fmt: skip
+    return tables(
+        stage_events=events(*[(f"L{n}", "mql", t) for n, t in enumerate(handoffs)])
+    )
+
+
+def _config(tmp_path, inline):
+    csv = tmp_path / "targets.csv"
+    csv.write_text("month,target\n2024-01,4\n2024-02,2\n2024-03,5\n", encoding="utf-8")
+    calendar = CalendarConfig(time_zone="America/New_York")
+    return OrgConfig(
+        calendar=calendar, targets=TargetsConfig(mql_monthly=inline, mql_csv=csv)
+    )
+
+
+def test_volume_against_target(tmp_path):
+    config = _config(tmp_path, {"2024-02": 1})
+    metric = volume_metrics(context(_data(), config, AS_OF))["mql_volume_vs_target"]
+    # January 3 of 4, February 1 of 1 (inline overrides the file), March 0 of 5.
+    assert metric.value == 4 / 10
+    assert metric.population == 4
+    assert metric.details["months_scored"] == 3
+
+
+def test_volume_months_listed(tmp_path):
+    config = _config(tmp_path, {"2024-02": 1})
+    metric = volume_metrics(context(_data(), config, AS_OF))["mql_volume_vs_target"]
+    assert metric.details["months"] == [
+        {"month": "2024-01", "mql": 3, "target": 4.0, "ratio": 0.75, "complete": True},
+        {"month": "2024-02", "mql": 1, "target": 1.0, "ratio": 1.0, "complete": True},
+        {"month": "2024-03", "mql": 0, "target": 5.0, "ratio": 0.0, "complete": True},
+        {
+            "month": "2024-04",
+            "mql": 1,
+            "target": None,
+            "ratio": None,
+            "complete": False,
+        },
+    ]
+
+
+def test_volume_without_targets():
+    metric = volume_metrics(context(_data(), OrgConfig(), AS_OF))[
+        "mql_volume_vs_target"
+    ]
+    assert metric.value is None
+    assert "targets.mql_monthly" in metric.note
+    assert len(metric.details["months"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        pytest.param("month,goal\n2024-01,4\n", "missing column", id="column"),
+        pytest.param("month,target\n2024-1,4\n", "row 2: month '2024-1'", id="month"),
+        pytest.param("month,target\n2024-01,4\n2024-02,lots\n", "row 3", id="target"),
+        pytest.param("month,target\n2024-01,-1\n", "0 or more", id="negative"),
+    ],
+)
+def test_target_csv_invalid(tmp_path, text, match):
+    path = tmp_path / "targets.csv"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(InputError, match=match):
+        read_target_csv(path)
+
+
+def test_target_csv_relative_to_config(tmp_path):
+    (tmp_path / "revalign.yaml").write_text(
+        "targets:\n  mql_csv: t.csv\n", encoding="utf-8"
+    )
+    config = load_config(tmp_path / "revalign.yaml")
+    assert config.targets.mql_csv == tmp_path / "t.csv"
