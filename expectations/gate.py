@@ -36,8 +36,9 @@ _import_thread: threading.Thread | None = None
 def start_import() -> None:
     """Start importing great_expectations in a daemon thread, once per process.
 
-    Call it before extraction; :func:`run_gate` then waits for the import to end
-    instead of starting it. Calling it again does nothing.
+    The thread also runs a one-row validation to pay great_expectations' first-run
+    set-up. Call it before extraction; :func:`run_gate` then waits for the thread
+    instead of importing. Calling it again does nothing.
     """
     global _import_thread
     with _import_lock:
@@ -49,10 +50,14 @@ def start_import() -> None:
 
 
 def _import_suites() -> None:
-    import expectations.suites  # noqa: F401
+    from expectations import suites
+
+    suites.warm_up()
 
 
-def run_gate(tables: CanonicalTables, config: OrgConfig, *, as_of: dt.datetime) -> GateReport:
+def run_gate(
+    tables: CanonicalTables, config: OrgConfig, *, as_of: dt.datetime
+) -> GateReport:
     """Validate ``tables`` against every applicable check.
 
     ``as_of`` is the extraction moment and must carry a time zone. Tables the
@@ -144,10 +149,18 @@ def _examples(batch: TableBatch, positions: tuple[int, ...]) -> tuple[str, ...]:
 
 
 def _unmapped_detail(
-    column: str, share: float, evaluated: int, tables: CanonicalTables, config: OrgConfig
+    column: str,
+    share: float,
+    evaluated: int,
+    tables: CanonicalTables,
+    config: OrgConfig,
 ) -> str:
-    counts = sorted(tables.unmapped_statuses.items(), key=lambda item: (-item[1], item[0]))
-    listed = ", ".join(f"{value!r} ({count})" for value, count in counts[:MAX_LISTED_VALUES])
+    counts = sorted(
+        tables.unmapped_statuses.items(), key=lambda item: (-item[1], item[0])
+    )
+    listed = ", ".join(
+        f"{value!r} ({count})" for value, count in counts[:MAX_LISTED_VALUES]
+    )
     more = len(counts) - MAX_LISTED_VALUES
     if more > 0:
         listed += f" and {more} more"
@@ -156,4 +169,3 @@ def _unmapped_detail(
         f"mapping does not cover (limit {config.gate.max_unmapped_share:.1%}). "
         f"Unmapped values, counted over current values and history: {listed}."
     )
-

@@ -52,7 +52,9 @@ class GatePlan:
     skipped: dict[str, str] = field(default_factory=dict)
 
 
-def plan_gate(tables: CanonicalTables, config: OrgConfig, *, as_of: dt.datetime) -> GatePlan:
+def plan_gate(
+    tables: CanonicalTables, config: OrgConfig, *, as_of: dt.datetime
+) -> GatePlan:
     """Choose the checks that apply to ``tables`` and build their frames.
 
     A table the source did not provide is skipped with the source's reason, as is
@@ -62,7 +64,9 @@ def plan_gate(tables: CanonicalTables, config: OrgConfig, *, as_of: dt.datetime)
     plan = GatePlan()
     for table in dict.fromkeys(spec.table for spec in CATALOGUE):
         if not tables.has(table):
-            plan.skipped[table] = tables.missing.get(table, "not provided by the source")
+            plan.skipped[table] = tables.missing.get(
+                table, "not provided by the source"
+            )
             continue
         checks: list[PlannedCheck] = []
         for spec in (spec for spec in CATALOGUE if spec.table == table):
@@ -106,9 +110,15 @@ def _expectation(
         case "unique":
             return "ExpectColumnValuesToBeUnique", {"column": column}
         case "not_after_as_of":
-            return "ExpectColumnValuesToBeBetween", {"column": column, "max_value": as_of}
+            return "ExpectColumnValuesToBeBetween", {
+                "column": column,
+                "max_value": as_of,
+            }
         case "not_before_floor":
-            return "ExpectColumnValuesToBeBetween", {"column": column, "min_value": floor}
+            return "ExpectColumnValuesToBeBetween", {
+                "column": column,
+                "min_value": floor,
+            }
         case "non_negative":
             return "ExpectColumnValuesToBeBetween", {"column": column, "min_value": 0}
         case "mapped":
@@ -176,7 +186,9 @@ def _derive(
                 pl.col(spec.column).shift(1).over("lead_id")
             ).to_series()
         case "not_before_lead_created":
-            created = tables["leads"].unique("lead_id", keep="first", maintain_order=True)
+            created = tables["leads"].unique(
+                "lead_id", keep="first", maintain_order=True
+            )
             return frame.select("lead_id").join(
                 created.select("lead_id", "created_at"),
                 on="lead_id",

@@ -115,7 +115,9 @@ class GateReport:
                 "|---|---|---|---|---|",
             ]
             for finding in self._ordered():
-                fix = f"{finding.detail} {finding.fix}" if finding.detail else finding.fix
+                fix = (
+                    f"{finding.detail} {finding.fix}" if finding.detail else finding.fix
+                )
                 cells = (
                     finding.severity,
                     f"`{finding.expectation}`",
@@ -127,7 +129,9 @@ class GateReport:
             lines.append("")
         if self.skipped:
             lines.append("Not checked:")
-            lines += [f"- `{name}`: {_cell(reason)}" for name, reason in self.skipped.items()]
+            lines += [
+                f"- `{name}`: {_cell(reason)}" for name, reason in self.skipped.items()
+            ]
             lines.append("")
         return "\n".join(lines)
 

@@ -35,7 +35,9 @@ def check_data_command(
     ] = None,
     as_of: Annotated[
         str | None,
-        typer.Option(help="When the data was extracted, ISO 8601; default: now, in UTC."),
+        typer.Option(
+            help="When the data was extracted, ISO 8601; default: now, in UTC."
+        ),
     ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the gate report as JSON.")
@@ -76,5 +78,8 @@ def _print_report(console: Console, report: GateReport) -> None:
         console.print(report.summary(), highlight=False)
     for name, reason in report.skipped.items():
         console.print(
-            f"not checked: {name}: {reason}", highlight=False, markup=False, soft_wrap=True
+            f"not checked: {name}: {reason}",
+            highlight=False,
+            markup=False,
+            soft_wrap=True,
         )

@@ -17,7 +17,13 @@ from pydantic import ValidationError
 from rich.console import Console
 from typer.testing import CliRunner
 
-from config.models import CalendarConfig, GateConfig, OrgConfig, StageMapping, load_config
+from config.models import (
+    CalendarConfig,
+    GateConfig,
+    OrgConfig,
+    StageMapping,
+    load_config,
+)
 from connectors.errors import InputError
 from connectors.salesforce_export import read_export
 from connectors.schema import CanonicalTables, conform
@@ -40,7 +46,9 @@ def _at(text: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
-def _frame(table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> pl.DataFrame:
+def _frame(
+    table: str, columns: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> pl.DataFrame:
     data = {name: [row[i] for row in rows] for i, name in enumerate(columns)}
     for name, values in data.items():
         if name.endswith(("_at",)):
@@ -61,7 +69,11 @@ def _clean_rows() -> dict[str, tuple[tuple[str, ...], list[tuple[Any, ...]]]]:
         ),
         "stage_events": (
             ("lead_id", "stage", "entered_at"),
-            [("L1", "mql", "2025-01-05"), ("L1", "sal", "2025-01-06"), ("L2", "mql", "2025-01-03")],
+            [
+                ("L1", "mql", "2025-01-05"),
+                ("L1", "sal", "2025-01-06"),
+                ("L2", "mql", "2025-01-03"),
+            ],
         ),
         "owner_events": (
             ("lead_id", "owner_id", "assigned_at"),
@@ -101,7 +113,9 @@ def _tables(
             continue
         frames[table] = _frame(table, columns, rows + (extra or {}).get(table, []))
     return CanonicalTables(
-        tables=frames, missing=dict(missing or {}), unmapped_statuses=dict(unmapped or {})
+        tables=frames,
+        missing=dict(missing or {}),
+        unmapped_statuses=dict(unmapped or {}),
     )
 
 
@@ -246,11 +260,15 @@ def test_gate_clean_org_has_no_findings(clean: GateReport) -> None:
     assert clean.findings == []
     assert clean.passed is True
     assert clean.checks_run == len(CHECK_NAMES) - 1
-    assert clean.skipped == {"leads.lifecycle_raw.mapped": "no lifecycle_raw values in the source"}
+    assert clean.skipped == {
+        "leads.lifecycle_raw.mapped": "no lifecycle_raw values in the source"
+    }
 
 
 def test_gate_unmapped_share_above_critical() -> None:
-    tables = _tables({"leads": [("L4", "2025-01-04", "Nurture")]}, unmapped={"Nurture": 1})
+    tables = _tables(
+        {"leads": [("L4", "2025-01-04", "Nurture")]}, unmapped={"Nurture": 1}
+    )
     config = CONFIG.model_copy(update={"gate": GateConfig(critical_unmapped_share=0.2)})
     report = run_gate(tables, config, as_of=AS_OF)
     assert report.passed is False
@@ -260,7 +278,9 @@ def test_gate_unmapped_share_above_critical() -> None:
 
 
 def test_gate_unmapped_share_within_limit() -> None:
-    tables = _tables({"leads": [("L4", "2025-01-04", "Nurture")]}, unmapped={"Nurture": 1})
+    tables = _tables(
+        {"leads": [("L4", "2025-01-04", "Nurture")]}, unmapped={"Nurture": 1}
+    )
     config = CONFIG.model_copy(update={"gate": GateConfig(max_unmapped_share=0.25)})
     report = run_gate(tables, config, as_of=AS_OF)
     assert report.findings == []
@@ -269,7 +289,10 @@ def test_gate_unmapped_share_within_limit() -> None:
 def test_gate_severity_override() -> None:
     tables = _tables({"leads": [("L1", "2025-01-04", "Open - Not Contacted")]})
     gate = GateConfig(
-        severity={"leads.lead_id.unique": "warning", "accounts.account_id.unique": "off"}
+        severity={
+            "leads.lead_id.unique": "warning",
+            "accounts.account_id.unique": "off",
+        }
     )
     report = run_gate(tables, CONFIG.model_copy(update={"gate": gate}), as_of=AS_OF)
     assert report.passed is True
@@ -288,7 +311,9 @@ def test_gate_severity_override() -> None:
 )
 def test_gate_close_date_in_org_time_zone(time_zone: str, failed: int) -> None:
     # Created at 03:00 UTC on 1 February, which is 31 January in Los Angeles.
-    tables = _tables({"opportunities": [("O2", "2025-02-01T03:00", dt.date(2025, 1, 31), 1.0)]})
+    tables = _tables(
+        {"opportunities": [("O2", "2025-02-01T03:00", dt.date(2025, 1, 31), 1.0)]}
+    )
     config = CONFIG.model_copy(update={"calendar": CalendarConfig(time_zone=time_zone)})
     report = run_gate(tables, config, as_of=AS_OF)
     names = [f.expectation for f in report.findings]
@@ -301,7 +326,9 @@ def test_gate_rejects_naive_as_of() -> None:
 
 
 def test_plan_skips_missing_tables() -> None:
-    tables = _tables(missing={"activities": "no Task or Event file", "users": "no User file"})
+    tables = _tables(
+        missing={"activities": "no Task or Event file", "users": "no User file"}
+    )
     plan = plan_gate(tables, CONFIG, as_of=AS_OF)
     assert plan.skipped["activities"] == "no Task or Event file"
     assert plan.skipped["users"] == "no User file"
@@ -312,7 +339,9 @@ def test_plan_skips_owner_check_without_users() -> None:
     tables = _tables(missing={"users": "no User file"})
     plan = plan_gate(tables, CONFIG, as_of=AS_OF)
     activities = next(batch for batch in plan.batches if batch.table == "activities")
-    assert "activities.owner_id.known_user" not in [c.spec.name for c in activities.checks]
+    assert "activities.owner_id.known_user" not in [
+        c.spec.name for c in activities.checks
+    ]
     assert plan.skipped["activities.owner_id.known_user"] == "no User file"
 
 
@@ -338,7 +367,9 @@ def test_gate_config_rejects_unknown_check() -> None:
 
 
 def test_gate_config_rejects_critical_below_limit() -> None:
-    with pytest.raises(ValidationError, match="must be at least max_unmapped_share 0.05"):
+    with pytest.raises(
+        ValidationError, match="must be at least max_unmapped_share 0.05"
+    ):
         GateConfig(max_unmapped_share=0.05, critical_unmapped_share=0.01)
 
 
@@ -354,7 +385,9 @@ def _report() -> GateReport:
         detail="Values: 'A|B' (3).",
         expectation_type="expect_column_values_to_not_be_in_set",
     )
-    critical = Finding("leads", "leads.lead_id.unique", "critical", 2, 40, ("00Q9",), "Merge.")
+    critical = Finding(
+        "leads", "leads.lead_id.unique", "critical", 2, 40, ("00Q9",), "Merge."
+    )
     return GateReport(
         findings=[finding, critical],
         checks_run=30,
@@ -394,8 +427,10 @@ def test_report_render_table_text() -> None:
     assert lines[0] == (
         "Data-quality gate failed: 1 critical, 1 warning(s) from 30 checks in 0.25 s."
     )
-    assert lines[4].split() == ["│", "critical", "│", "leads.", "│", "2", "of", "40", "│",
-                                "00Q9", "│", "Merge.", "│"]  # fmt: skip
+    assert lines[4].split() == [
+        "│", "critical", "│", "leads.", "│", "2", "of", "40", "│", "00Q9", "│",
+        "Merge.", "│",
+    ]  # fmt: skip
     assert lines[5].split() == ["│", "│", "lead_id.unique", "│", "│", "│", "│"]
     assert lines[8].split() == ["│", "│", "status_raw.mapped", "│", "│", "00Q2", "│",
                                 "Map", "each", "value.", "│"]  # fmt: skip
@@ -416,8 +451,14 @@ def test_sfdc_export_passes_with_close_date_warning(sfdc_export: GateReport) -> 
 
 
 def test_sfdc_export_skips_what_it_lacks(sfdc_export: GateReport) -> None:
-    assert sfdc_export.skipped["leads.created_at.not_null"] == "Lead has no CreatedDate column"
-    assert sfdc_export.skipped["activities"] == "no Task or Event file, so no sales activities"
+    assert (
+        sfdc_export.skipped["leads.created_at.not_null"]
+        == "Lead has no CreatedDate column"
+    )
+    assert (
+        sfdc_export.skipped["activities"]
+        == "no Task or Event file, so no sales activities"
+    )
     assert "stage_events" in sfdc_export.skipped
 
 
