@@ -10,7 +10,6 @@ from rich.table import Table
 from rich.text import Text
 
 from flows.report import (
-    AUDIT_HEADER,
     audit_rows,
     benchmark_text,
     format_score,
@@ -141,11 +140,23 @@ def _summary(document: dict[str, Any]) -> Panel:
 
 
 def audit_table(audit: dict[str, Any]) -> Table:
-    """Build the audit table: self-reported against measured, per dimension."""
-    table = Table(title="Audit: self-reported against measured", title_justify="left", expand=True)
-    for name in AUDIT_HEADER:
-        table.add_column(name, no_wrap=name != "Dimension")
+    """Build the audit table: self-reported against measured, per dimension.
+
+    Headers are shorter than the report's so the table fits 80 columns; a
+    perception gap is marked with ``!`` and explained under the table.
+    """
+    headers = ["Dimension", "Data", "Self", "Verdict", "Sales", "Mktg", "Gap"]
+    table = Table(
+        title="Audit: self-reported (survey mean) against measured (data) level",
+        title_justify="left",
+        caption="! sales and marketing rate this dimension a level or more apart",
+        caption_justify="left",
+    )
+    for name in headers:
+        justify = "left" if name in ("Dimension", "Verdict", "Gap") else "right"
+        table.add_column(name, justify=justify, no_wrap=True)
     for row in audit_rows(audit):
+        row[-1] = row[-1].replace(" perception gap", " !")
         style = "red" if row[3] == "over-claim" else None
         table.add_row(*row, style=style)
     return table
