@@ -21,6 +21,12 @@ from scoring.audit import Audit, ClaimCheck, DimensionAudit
 from scoring.survey import TEAMS
 
 _MARKS = {"over-claim": " ▲", "under-claim": " ▼", "unverifiable": " ?"}
+# Shorter verdict words that fit an 80-column terminal without truncation.
+_VERDICT_LABELS = {
+    "over-claim": "over",
+    "under-claim": "under",
+    "unverifiable": "unverified",
+}
 _TEAM_TITLES = {
     "sales": "Sales",
     "marketing": "Mktg",
@@ -67,20 +73,21 @@ def render_audit(audit: Audit) -> Table:
         "▲ over-claim ▼ under-claim ? unverifiable. Gap: sales vs marketing, "
         "! perception gap.",
     )
-    table.add_column("Dimension", no_wrap=True)
-    table.add_column("Data", justify="right", no_wrap=True)
-    table.add_column("Survey", justify="right", no_wrap=True)
-    table.add_column("Verdict", no_wrap=True)
+    # Numbers keep their full width; on a narrow terminal the names wrap instead.
+    table.add_column("Dimension", ratio=2)
+    table.add_column("Data", justify="right", min_width=4)
+    table.add_column("Survey", justify="right", min_width=6)
+    table.add_column("Verdict", min_width=10)
     for team in teams:
-        table.add_column(_TEAM_TITLES[team], justify="right", no_wrap=True)
-    table.add_column("Gap", justify="right", no_wrap=True)
+        table.add_column(_TEAM_TITLES[team], justify="right", min_width=6)
+    table.add_column("Gap", justify="right", min_width=6)
     for item in audit.dimensions:
         cells = [_rating(item.team(team)) for team in teams]
         table.add_row(
             item.name,
             _measured(item),
             _rating(item.everyone),
-            item.everyone.verdict,
+            _VERDICT_LABELS.get(item.everyone.verdict, item.everyone.verdict),
             *cells,
             _gap(item),
         )

@@ -126,7 +126,8 @@ def measured_confidence(
         reasons.append("only config flags checked")
     if measured.limited_by_data:
         count = len(measured.unmeasured)
-        reasons.append(f"limited by data: {count} criteria not measurable")
+        noun = "criterion" if count == 1 else "criteria"
+        reasons.append(f"limited by data: {count} {noun} not measurable")
         if confidence == "high":
             confidence = "medium"
     return confidence, tuple(reasons)

@@ -115,7 +115,12 @@ def _read_csv(path: Path) -> tuple[pl.DataFrame | None, str, list[SurveyProblem]
         skipped = _leading_guide_rows(path)
         frame = pl.read_csv(path, infer_schema=False, skip_rows=skipped)
     except (OSError, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
-        reason = f"cannot be read as UTF-8 CSV ({exc}); save it as CSV UTF-8 and retry"
+        # Polars appends advice about its own options; only the first line applies.
+        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        reason = (
+            f"cannot be read as UTF-8 CSV ({detail}); save it as CSV UTF-8 with as "
+            f"many cells in each row as in the header, and retry"
+        )
         return None, "row", [SurveyProblem(str(path), 1, "(file)", None, reason)]
     frame = frame.rename({name: name.strip().lower() for name in frame.columns})
     header_row = skipped + 1

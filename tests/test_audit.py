@@ -265,7 +265,7 @@ def test_render_audit_rows() -> None:
         "Lead Handoff",
         "2",
         "3.75 ▲",
-        "over-claim",
+        "over",
         "3.50 ▲",
         "4.00 ▲",
         "0.50",

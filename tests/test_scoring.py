@@ -273,7 +273,7 @@ def test_limited_by_data_caps_confidence() -> None:
     card = build_scorecard(metrics, survey=None, config=_config(), rubric=RUBRIC)
     handoff = card.dimension("lead_handoff")
     assert handoff.combined.confidence == "medium"
-    assert "limited by data: 1 criteria not measurable" in handoff.combined.reasons
+    assert "limited by data: 1 criterion not measurable" in handoff.combined.reasons
 
 
 def test_lacking_data() -> None:

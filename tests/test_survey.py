@@ -202,6 +202,13 @@ def test_empty_survey(tmp_path: Path) -> None:
         read_survey(_write(tmp_path))
 
 
+def test_ragged_row(tmp_path: Path) -> None:
+    path = _write(tmp_path, "r1,sales,2025-06-20,3,3,3,3,3,extra")
+    with pytest.raises(SurveyError, match="found more fields than defined") as caught:
+        read_survey(path)
+    assert "truncate_ragged_lines" not in str(caught.value)
+
+
 def test_unreadable_survey(tmp_path: Path) -> None:
     with pytest.raises(SurveyError, match="cannot be read as UTF-8 CSV"):
         read_survey(tmp_path / "absent.csv")
