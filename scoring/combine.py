@@ -10,12 +10,14 @@ Rules, in order:
 - Only one of them: that one is the score (source "measured" or "self-reported").
 - Neither: no score (source "lacking data").
 
-Confidence: measured evidence is "high" when the smallest population behind the
-criteria it relied on reaches the rubric's ``high_population`` and no criterion it
-relied on was unmeasurable; "low" below ``medium_population``; "medium" otherwise,
-including when only config flags were checked. Survey evidence is "medium" with at
-least ``medium_respondents`` answers and "low" below that, never "high", because
-nobody checked it against data. A blended score takes the higher of the two.
+Confidence of measured evidence comes from the smallest population among the
+measured criteria of levels 2 up to the stopping level (config flags have no
+population). It is "low" below the rubric's ``medium_population``, "high" from
+``high_population`` and "medium" in between or when only flags were checked. A
+dimension limited by data is at most "medium". Survey evidence is "medium" with
+at least ``medium_respondents`` answers and "low" below that. It is never "high",
+because nobody checked it against data. A blended score takes the higher of the
+two.
 
 Scores are rounded half-up to two decimals, the precision the scorecard prints.
 """
