@@ -14,7 +14,14 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from config import CONFIG_DIR
 from connectors.errors import RevalignError
@@ -254,6 +261,136 @@ class AttributionConfig(_Strict):
     half_life_days: float = Field(default=7.0, gt=0)
 
 
+class HistoryConfig(_Strict):
+    """Where scored runs are kept, relative to the config file's folder.
+
+    ``path`` is the DuckDB history file. When ``keep_extracts`` is true, each
+    run's canonical tables are kept as Parquet under ``extracts/<org>/<day>/``
+    in the folder of that file.
+    """
+
+    path: Path = Path("revalign-state/history.duckdb")
+    keep_extracts: bool = True
+
+
+class ScheduleConfig(_Strict):
+    """When the nightly deployment runs and what each scheduled run reads.
+
+    ``cron`` is a five-field cron expression evaluated in ``time_zone`` (the
+    calendar's zone when unset). ``source``, ``path`` and ``out`` are the run
+    parameters, as for ``revalign score``; paths are relative to the config file.
+    """
+
+    cron: str = "0 6 * * *"
+    time_zone: str | None = None
+    deployment: str = Field(default="nightly", pattern=r"^[A-Za-z0-9_.-]+$")
+    source: str = "salesforce-export"
+    path: Path | None = None
+    out: Path | None = None
+
+    @field_validator("cron")
+    @classmethod
+    def _five_cron_fields(cls, value: str) -> str:
+        # Prefect checks the field values when the deployment is built; this
+        # catches the common slips without importing it for every config.
+        if not re.fullmatch(r"\s*([0-9A-Za-z*?,/#-]+\s+){4}[0-9A-Za-z*?,/#-]+\s*", value):
+            msg = f"invalid cron expression {value!r}; use five fields like '0 6 * * *'"
+            raise ValueError(msg)
+        return value.strip()
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_schedule_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        return CalendarConfig._known_zone(value)
+
+
+class AlertChannel(_Strict):
+    """Where alerts go: a Prefect notification block or a plain JSON webhook.
+
+    ``block`` is a saved block as ``<block-type-slug>/<name>``, such as
+    ``slack-webhook/revops``. ``webhook_url_env`` names the environment variable
+    that holds the webhook URL, so a URL with a token in it stays out of the file.
+    """
+
+    block: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[A-Za-z0-9_.-]+$")
+    webhook_url_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AlertChannel:
+        if (self.block is None) == (self.webhook_url_env is None):
+            msg = "an alert channel needs exactly one of `block` and `webhook_url_env`"
+            raise ValueError(msg)
+        return self
+
+    @property
+    def name(self) -> str:
+        """Return the channel's name in logs and in the history's alert rows."""
+        if self.block is not None:
+            return f"block:{self.block}"
+        return f"webhook:{self.webhook_url_env}"
+
+
+ALERT_EVENTS = ("metric", "dimension_drop", "band_change", "gate_failed", "run_failed")
+
+
+class AlertRule(_Strict):
+    """One alert rule; ``id`` names it in messages and in the once-a-day check.
+
+    ``when: metric`` fires while ``metric`` is above ``above`` (``sla`` means
+    ``sla.speed_to_lead_hours``) or below ``below``. ``dimension_drop`` fires
+    when a dimension's level is lower than in the previous day's run (only
+    ``dimension`` when set), ``band_change`` when the overall band differs from
+    it. ``gate_failed`` fires when the data-quality gate stops a run and
+    ``run_failed`` when a run fails for any other reason.
+    """
+
+    id: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    when: Literal[ALERT_EVENTS] = "metric"  # type: ignore[valid-type]
+    metric: str | None = None
+    above: float | Literal["sla"] | None = None
+    below: float | None = None
+    dimension: str | None = None
+
+    @model_validator(mode="after")
+    def _fields_match_event(self) -> AlertRule:
+        bounds = (self.above is not None) + (self.below is not None)
+        if self.when == "metric" and (self.metric is None or bounds != 1):
+            msg = f"rule {self.id!r}: a metric rule needs `metric` and one of `above`, `below`"
+            raise ValueError(msg)
+        if self.when != "metric" and (self.metric is not None or bounds):
+            msg = f"rule {self.id!r}: `metric`, `above` and `below` belong to metric rules"
+            raise ValueError(msg)
+        if self.dimension is not None and self.when != "dimension_drop":
+            msg = f"rule {self.id!r}: `dimension` belongs to dimension_drop rules"
+            raise ValueError(msg)
+        return self
+
+
+class AlertsConfig(_Strict):
+    """Alert rules and channels; each rule alerts at most once per org and day.
+
+    A failed send is retried ``send_attempts`` times in all, waiting
+    ``retry_seconds`` and then twice as long before each further attempt.
+    """
+
+    channels: tuple[AlertChannel, ...] = ()
+    rules: tuple[AlertRule, ...] = ()
+    send_attempts: int = Field(default=3, ge=1)
+    retry_seconds: float = Field(default=5.0, ge=0)
+
+    @field_validator("rules")
+    @classmethod
+    def _unique_ids(cls, value: tuple[AlertRule, ...]) -> tuple[AlertRule, ...]:
+        ids = [rule.id for rule in value]
+        repeated = sorted({rule_id for rule_id in ids if ids.count(rule_id) > 1})
+        if repeated:
+            msg = f"alert rule id(s) {', '.join(map(repr, repeated))} used more than once"
+            raise ValueError(msg)
+        return value
+
+
 class OrgConfig(_Strict):
     """One org's configuration, as read from ``revalign.yaml``."""
 
@@ -273,6 +410,9 @@ class OrgConfig(_Strict):
     cadence: CadenceConfig = CadenceConfig()
     targets: TargetsConfig = TargetsConfig()
     attribution: AttributionConfig = AttributionConfig()
+    history: HistoryConfig | None = None
+    schedule: ScheduleConfig = ScheduleConfig()
+    alerts: AlertsConfig = AlertsConfig()
 
 
 def load_preset(name: str) -> dict[str, str | None]:
@@ -326,4 +466,92 @@ def load_config(path: Path | None) -> OrgConfig:
     if csv is not None and not csv.is_absolute():
         targets = config.targets.model_copy(update={"mql_csv": path.parent / csv})
         config = config.model_copy(update={"targets": targets})
-    return config
+    return _resolve_nightly_paths(config, path.parent)
+
+
+def _resolve_nightly_paths(config: OrgConfig, folder: Path) -> OrgConfig:
+    """Make the history and schedule paths absolute against ``folder``."""
+    if config.history is not None:
+        history = config.history.model_copy(update={"path": folder / config.history.path})
+        config = config.model_copy(update={"history": history})
+    schedule = config.schedule
+    updates = {
+        name: folder / value
+        for name in ("path", "out")
+        if (value := getattr(schedule, name)) is not None
+    }
+    return config.model_copy(update={"schedule": schedule.model_copy(update=updates)})
+
+
+class OrgListEntry(_Strict):
+    """One org of an org list: its config file and, optionally, other run parameters.
+
+    ``source``, ``path`` and ``out`` replace the org config's ``schedule`` values.
+    """
+
+    config: Path
+    source: str | None = None
+    path: Path | None = None
+    out: Path | None = None
+
+
+class OrgListConfig(_Strict):
+    """A file listing several orgs that one nightly deployment scores in turn.
+
+    ``schedule`` gives the cron and time zone (its run parameters are ignored);
+    ``history`` is the store that every org's runs go to.
+    """
+
+    orgs: tuple[OrgListEntry, ...] = Field(min_length=1)
+    schedule: ScheduleConfig = ScheduleConfig()
+    history: HistoryConfig = HistoryConfig()
+
+
+def load_org_list(path: Path) -> OrgListConfig:
+    """Read an org list file; relative paths are resolved against its folder.
+
+    Raises:
+        ConfigError: the file is unreadable or invalid. The org configs it lists
+            are not read here, so one broken org config does not stop the others.
+    """
+    data = _read_mapping(path)
+    try:
+        listing = OrgListConfig.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe_error(path, error) for error in exc.errors()]
+        raise ConfigError("invalid org list:\n" + "\n".join(lines)) from None
+    folder = path.parent
+    entries = tuple(
+        entry.model_copy(
+            update={
+                name: folder / value
+                for name in ("config", "path", "out")
+                if (value := getattr(entry, name)) is not None
+            }
+        )
+        for entry in listing.orgs
+    )
+    history = listing.history.model_copy(update={"path": folder / listing.history.path})
+    return listing.model_copy(update={"orgs": entries, "history": history})
+
+
+def is_org_list(path: Path) -> bool:
+    """Return whether the YAML file at ``path`` is an org list (has an ``orgs`` key)."""
+    data = _read_mapping(path)
+    return "orgs" in data
+
+
+def _read_mapping(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        msg = f"cannot read config {str(path)!r}: {exc.strerror}; check the --config path"
+        raise ConfigError(msg) from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: invalid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        msg = f"{path}: the top level must be a mapping of keys, not {type(data).__name__}"
+        raise ConfigError(msg)
+    return data

@@ -88,11 +88,17 @@ def score(
     full_refresh: Annotated[
         bool, typer.Option(help="Ignore stored watermarks and pull everything again.")
     ] = False,
+    history: Annotated[
+        Path | None,
+        typer.Option(help="History file (DuckDB) to store the run in; default: the config's."),
+    ] = None,
 ) -> None:
     """Score one org and write its scorecard (the main job)."""
     from flows.pipeline import GateFailed, ScoreRequest, parse_as_of, run_score
+    from flows.history_cli import store_failed, store_scored
     from flows.render import render_scorecard
 
+    request = None
     try:
         request = ScoreRequest(
             source=source,
@@ -115,7 +121,14 @@ def score(
     except GateFailed as error:
         if error.report is not None:
             errors.print(error.report.render_table())
+        store_failed(request, error, history)
         raise fail(error) from None
+    except RevalignError as error:
+        if request is not None:
+            store_failed(request, error, history)
+        raise fail(error) from None
+    try:
+        stored = store_scored(result, request, history)
     except RevalignError as error:
         raise fail(error) from None
 
@@ -124,6 +137,8 @@ def score(
         return
     render_scorecard(result.document, console)
     console.print(f"\nWrote {', '.join(str(f) for f in result.files)}", highlight=False)
+    if stored is not None:
+        console.print(f"Stored the run in {stored}", highlight=False)
 
 
 from flows.check_data_cli import check_data_command  # noqa: E402
@@ -137,3 +152,11 @@ survey_app.command("template")(survey_template_command)
 from flows.audit_cli import audit_command  # noqa: E402
 
 app.command("audit")(audit_command)
+
+from flows.history_cli import history_command  # noqa: E402
+
+app.command("history")(history_command)
+
+from flows.serve_cli import serve_command  # noqa: E402
+
+app.command("serve")(serve_command)

@@ -11,12 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
+from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
-from flows import pipeline
+from config.models import OrgConfig
+from connectors.errors import RevalignError
+from connectors.schema import CanonicalTables
+from flows import alerts, history, pipeline
 from flows.pipeline import ScoreRequest, ScoreResult
 
 IO_RETRIES = 3
@@ -48,6 +51,10 @@ measure_task = _step_task(pipeline.measure_step, name="measure")
 score_task = _step_task(pipeline.score_step, name="score")
 audit_task = _step_task(pipeline.audit_step, name="audit")
 write_task = _io_task(pipeline.write_outputs, name="write-outputs")
+store_task = _io_task(history.store_run, name="store-history")
+store_failure_task = _io_task(history.store_failure, name="store-failure")
+alert_task = _step_task(alerts.alert_after_run, name="send-alerts")
+failure_alert_task = _step_task(alerts.alert_after_failure, name="send-failure-alerts")
 
 
 def _publish_artifacts(document: dict[str, Any], org_id: str) -> None:
@@ -77,8 +84,14 @@ def score_flow(
     demo: bool = False,
     demo_leads: int = 5000,
     state_dir: str | None = None,
+    history_path: str | None = None,
 ) -> dict[str, Any]:
-    """Score one org: extract, gate, measure, score, write; returns the scorecard."""
+    """Score one org: extract, gate, measure, score, write; returns the scorecard.
+
+    With ``history_path``, or a ``history`` section in the org config, the run is
+    stored and the alert rules are checked; a failed run stores its failure
+    record, sends its failure alerts and then fails.
+    """
     request = ScoreRequest(
         source=source,
         path=Path(path) if path else None,
@@ -90,8 +103,29 @@ def score_flow(
         demo_leads=demo_leads,
         state_dir=Path(state_dir) if state_dir else None,
     )
-    config, survey = load_inputs_task(request)
+    explicit_history = Path(history_path) if history_path else None
+    config = None
+    try:
+        config, survey = load_inputs_task(request)
+        document, tables = _score(request, config, survey)
+    except Exception as error:
+        _store_failure(request, config, explicit_history, error)
+        raise
 
+    history_file = history.history_path_for(config, explicit_history)
+    if history_file is not None:
+        keep = config.history is None or config.history.keep_extracts
+        run_id = store_task(
+            document, tables, history_file, keep_extracts=keep, flow_run_id=_flow_run_id()
+        )
+        alert_task(document, config, history_file, run_id)
+    return document
+
+
+def _score(
+    request: ScoreRequest, config: OrgConfig, survey: Any
+) -> tuple[dict[str, Any], CanonicalTables]:
+    """Run the steps after loading the inputs; returns the scorecard and the tables."""
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="revalign-flow-") as work:
@@ -117,5 +151,87 @@ def score_flow(
     if request.out is not None:
         write_task(result, request.out)
     _publish_artifacts(document, config.org.id)
-    return document
+    return document, tables
 
+
+def _store_failure(
+    request: ScoreRequest,
+    config: OrgConfig | None,
+    explicit_history: Path | None,
+    error: Exception,
+) -> None:
+    """Store a failed run's record and send its alerts when a history applies.
+
+    Errors here are logged, never raised, so the run's own error is the one the
+    flow fails with.
+    """
+    history_file = history.history_path_for(config, explicit_history)
+    if history_file is None:
+        return
+    report = getattr(error, "report", None)
+    gate = None if report is None else report.to_dict()
+    message = str(error) if isinstance(error, RevalignError) else repr(error)
+    day = history.failure_day(request.as_of)
+    org_id = "unknown" if config is None else config.org.id
+    try:
+        run_id = store_failure_task(
+            history_file, org_id=org_id, day=day,
+            source="demo" if request.demo else request.source,
+            error=message, gate=gate, flow_run_id=_flow_run_id(),
+        )  # fmt: skip
+    except Exception:  # noqa: BLE001 - the run's own error must surface
+        get_run_logger().exception("the failure of org %s was not stored", org_id)
+        run_id = None
+    if config is not None:
+        failure_alert_task(config, history_file, day=day, error=message, gate=gate, run_id=run_id)
+
+
+def _flow_run_id() -> str | None:
+    from prefect.context import FlowRunContext
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return None
+    return str(context.flow_run.id)
+
+
+@flow(name="revalign-nightly", log_prints=False)
+def nightly_flow(config_path: str, as_of: str | None = None) -> dict[str, str]:
+    """Score each org of a config or org list as its own subflow run.
+
+    One org's failure does not stop the others: it is stored and alerted by its
+    subflow. Returns ``{org id: "completed" or "failed"}``, or raises once every
+    org has run when any of them failed, so the nightly run shows as failed.
+    """
+    from flows.deploy import load_plan
+
+    plan = load_plan(Path(config_path))
+    history_file = str(plan.history.path)
+    outcomes: dict[str, str] = {}
+    for org in plan.orgs:
+        if org.config is None:
+            _store_invalid_org(org.org_id, org.error or "invalid config", plan, as_of)
+            outcomes[org.org_id] = "failed"
+            continue
+        scorer = score_flow.with_options(flow_run_name=f"score-{org.org_id}")
+        state = scorer(
+            **org.flow_parameters(), as_of=as_of, history_path=history_file,
+            return_state=True,
+        )  # fmt: skip
+        outcomes[org.org_id] = "completed" if state.is_completed() else "failed"
+
+    failed = sorted(org_id for org_id, outcome in outcomes.items() if outcome == "failed")
+    if failed:
+        msg = (
+            f"{len(failed)} of {len(outcomes)} org(s) failed: {', '.join(failed)}; see "
+            f"their subflow runs and `revalign history --org ID`"
+        )
+        raise RevalignError(msg)
+    return outcomes
+
+
+def _store_invalid_org(org_id: str, error: str, plan: Any, as_of: str | None) -> None:
+    """Store the failure of an org whose config could not be read; no alert rules apply."""
+    day = history.failure_day(pipeline.parse_as_of(as_of) if as_of else None)
+    get_run_logger().error("org %s was not scored: %s", org_id, error)
+    store_failure_task(plan.history.path, org_id=org_id, day=day, source=None, error=error)

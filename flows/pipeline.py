@@ -72,6 +72,7 @@ class ScoreResult:
     handoffs: pl.DataFrame
     files: list[Path] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    tables: CanonicalTables | None = None
 
 
 def parse_as_of(text: str) -> dt.datetime:
@@ -284,7 +285,9 @@ def run_score(request: ScoreRequest) -> ScoreResult:
         as_of_basis=as_of_basis, metrics=metrics, scorecard=scorecard,
         audit=audit, gate=gate, survey=survey,
     )  # fmt: skip
-    result = ScoreResult(document=document, handoffs=handoffs, timings=timings)
+    result = ScoreResult(
+        document=document, handoffs=handoffs, timings=timings, tables=tables
+    )
     if request.out is not None:
         with _timed(timings, "write"):
             result.files = write_outputs(result, request.out)
