@@ -145,6 +145,10 @@ from flows.check_data_cli import check_data_command  # noqa: E402
 
 check_app.command("data")(check_data_command)
 
+from flows.check_salesforce_cli import check_salesforce_command  # noqa: E402
+
+check_app.command("salesforce")(check_salesforce_command)
+
 from flows.survey_cli import survey_template_command  # noqa: E402
 
 survey_app.command("template")(survey_template_command)

@@ -47,8 +47,18 @@ def _salesforce_export(request: SourceRequest) -> Extract:
     return Extract(read_export(request.path, request.config))
 
 
+def _salesforce_api(request: SourceRequest) -> Extract:
+    from connectors.salesforce_api import extract_salesforce
+
+    result = extract_salesforce(
+        request.config, state_dir=request.state_dir, full_refresh=request.full_refresh
+    )
+    return Extract(result.tables, extracted_at=result.extracted_at)
+
+
 SOURCES: dict[str, SourceReader] = {
     "salesforce-export": _salesforce_export,
+    "salesforce": _salesforce_api,
 }
 
 

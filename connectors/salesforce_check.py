@@ -1,0 +1,108 @@
+"""The connection and mapping check of a Salesforce org.
+
+Logs in, reads the Lead Status picklist (the ``LeadStatus`` object) and
+describes Lead and Account, then compares both with the org config: which
+status values the stage mapping covers, which it leaves unmapped, and which
+configured custom fields exist and are readable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+
+import requests
+
+from config.models import OrgConfig
+from connectors.salesforce_api import ApiSession, ExtractOptions, describe_object
+from connectors.salesforce_auth import build_session
+from connectors.salesforce_calls import CallMeter
+
+CUSTOM_FIELDS = (
+    ("lead_score", "Lead"),
+    ("rejection_reason", "Lead"),
+    ("mql_date", "Lead"),
+    ("target_account", "Account"),
+)
+
+
+@dataclass(frozen=True)
+class StatusCheck:
+    """One Lead Status picklist value and the stage the config maps it to."""
+
+    value: str
+    mapped: bool
+    stage: str | None
+
+
+@dataclass(frozen=True)
+class FieldCheck:
+    """One configured custom field and whether the API user can read it."""
+
+    setting: str
+    field: str
+    readable: bool
+
+
+@dataclass
+class SalesforceCheck:
+    """What ``revalign check salesforce`` found."""
+
+    instance_url: str
+    api_usage: str
+    statuses: list[StatusCheck] = field(default_factory=list)
+    fields: list[FieldCheck] = field(default_factory=list)
+    mapped_not_in_picklist: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        """Return true when every status value is mapped and every field is readable."""
+        return all(s.mapped for s in self.statuses) and all(f.readable for f in self.fields)
+
+
+def check_salesforce(
+    config: OrgConfig,
+    *,
+    session: requests.Session | None = None,
+    options: ExtractOptions | None = None,
+) -> SalesforceCheck:
+    """Connect to the org in ``config`` and compare its picklist and fields with the config.
+
+    Raises the connector's errors (auth, API, budget) like an extraction does.
+    """
+    settings = config.salesforce
+    with contextlib.ExitStack() as stack:
+        if session is None:
+            session = stack.enter_context(build_session(settings))
+        meter = stack.enter_context(CallMeter(settings.max_api_share).attach(session))
+        api = ApiSession(settings, session, meter, options or ExtractOptions())
+        values = _picklist(api)
+        fields = _custom_fields(api, config)
+        instance_url = api.client().base_url.split("/services/")[0]
+    mapping = config.stages.resolved()
+    statuses = [StatusCheck(v, v in mapping, mapping.get(v)) for v in values]
+    extra = sorted(set(mapping) - set(values))
+    return SalesforceCheck(instance_url, meter.usage_text(), statuses, fields, extra)
+
+
+def _picklist(api: ApiSession) -> list[str]:
+    described = describe_object(api, "LeadStatus") or {"fields": []}
+    names = {item["name"] for item in described["fields"]}
+    column = "ApiName" if "ApiName" in names else "MasterLabel"
+    soql = f"SELECT {column}, SortOrder FROM LeadStatus ORDER BY SortOrder"
+    answer = api.call("query of LeadStatus", lambda client: client.query_all(soql))
+    return [record[column] for record in answer["records"]]
+
+
+def _custom_fields(api: ApiSession, config: OrgConfig) -> list[FieldCheck]:
+    checks = []
+    described: dict[str, set[str]] = {}
+    for setting, obj in CUSTOM_FIELDS:
+        name = getattr(config.fields, setting)
+        if not name:
+            continue
+        if obj not in described:
+            answer = describe_object(api, obj) or {"fields": []}
+            described[obj] = {item["name"] for item in answer["fields"]}
+        checks.append(FieldCheck(setting, f"{obj}.{name}", name in described[obj]))
+    return checks
