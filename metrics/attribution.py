@@ -55,38 +55,59 @@ def reachable_touches(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFra
     """Return every (opportunity, touch) pair a touch reaches, up to the as-of time.
 
     Columns: ``opportunity_id``, ``touch_id``, ``touched_at``, ``channel``,
-    ``campaign_id``. A touch reaching an opportunity both ways appears once.
+    ``campaign_id``, in no particular order. A touch reaching an opportunity both
+    ways appears once.
     """
     as_of_value = as_of_literal(as_of)
     opportunities = tables["opportunities"].filter(pl.col("created_at") <= as_of_value)
-    touches = _touches_with_accounts(tables).filter(pl.col("touched_at") <= as_of_value)
-    by_lead = (
+    opportunity_leads = (
         opportunities.select("opportunity_id", lead_id="lead_ids")
         .explode("lead_id")
         .drop_nulls()
-        .join(touches, on="lead_id")
     )
-    by_account = (
-        opportunities.select("opportunity_id", "account_id")
-        .drop_nulls()
-        .join(touches, left_on="account_id", right_on="touch_account")
+    opportunity_accounts = opportunities.select(
+        "opportunity_id", "account_id"
+    ).drop_nulls()
+    touches = _candidate_touches(
+        tables, opportunity_leads["lead_id"], opportunity_accounts["account_id"]
+    ).filter(pl.col("touched_at") <= as_of_value)
+    by_lead = opportunity_leads.join(touches, on="lead_id")
+    by_account = opportunity_accounts.join(
+        touches, left_on="account_id", right_on="touch_account"
     )
     columns = ["opportunity_id", "touch_id", "touched_at", "channel", "campaign_id"]
-    return (
-        pl.concat([by_lead.select(columns), by_account.select(columns)])
-        .unique(["opportunity_id", "touch_id"], keep="first")
-        .sort("opportunity_id", "touched_at", "touch_id")
+    return pl.concat([by_lead.select(columns), by_account.select(columns)]).unique(
+        ["opportunity_id", "touch_id"], keep="first"
     )
 
 
-def _touches_with_accounts(tables: CanonicalTables) -> pl.DataFrame:
-    """Return the dated touches with ``touch_account`` and a channel filled in."""
-    lead_accounts = tables["leads"].select("lead_id", lead_account="account_id")
+def _candidate_touches(
+    tables: CanonicalTables, lead_ids: pl.Series, account_ids: pl.Series
+) -> pl.DataFrame:
+    """Return the dated touches that can reach an opportunity, with their account.
+
+    A touch can reach one when its lead is on an opportunity or its account (its
+    own, else its lead's) is an opportunity's account. Filtering first keeps the
+    joins small. Columns: ``touch_id``, ``lead_id``, ``touched_at``,
+    ``campaign_id``, ``touch_account`` and ``channel`` (the touch's, else its
+    campaign's).
+    """
+    accounts = account_ids.unique().implode()
+    account_leads = (
+        tables["leads"]
+        .select("lead_id", lead_account="account_id")
+        .filter(pl.col("lead_account").is_in(accounts))
+    )
+    reachable = (
+        pl.col("lead_id").is_in(lead_ids.unique().implode())
+        | pl.col("lead_id").is_in(account_leads["lead_id"].implode())
+        | pl.col("account_id").is_in(accounts)
+    )
     campaigns = tables["campaigns"].select("campaign_id", campaign_channel="channel")
     return (
         tables["touches"]
-        .filter(pl.col("touched_at").is_not_null())
-        .join(lead_accounts.unique("lead_id"), on="lead_id", how="left")
+        .filter(pl.col("touched_at").is_not_null() & reachable)
+        .join(account_leads, on="lead_id", how="left")
         .join(campaigns.unique("campaign_id"), on="campaign_id", how="left")
         .select(
             "touch_id",
@@ -113,17 +134,17 @@ def _lead_created(tables: CanonicalTables) -> pl.DataFrame:
 
 
 def _role_weights(
-    first: pl.Expr, creation: pl.Expr, last: pl.Expr | None, role_share: float
+    roles: list[pl.Expr], role_touches: pl.Expr, role_share: float
 ) -> pl.Expr:
     """Return position-based weights: ``role_share`` per role, the rest spread.
 
-    ``first``, ``creation`` and ``last`` are booleans marking the role touches.
+    ``roles`` are booleans marking the first, lead-creation (and, for W-shaped,
+    opportunity-creation) touch; ``role_touches`` is how many distinct touches
+    hold a role in the row's opportunity.
     """
-    roles = [first, creation] + ([last] if last is not None else [])
     spread = 1.0 - role_share * len(roles)
     has_role = pl.any_horizontal(roles)
-    role_touches = has_role.cast(pl.Int64).sum().over("opportunity_id")
-    others = pl.len().over("opportunity_id") - role_touches
+    others = pl.col("_count") - role_touches
     role_part = pl.sum_horizontal(r.cast(pl.Float64) for r in roles) * role_share
     spread_part = (
         pl.when(~has_role)
@@ -135,53 +156,84 @@ def _role_weights(
     return role_part + spread_part
 
 
+def _positions(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Add each touch's ``_position`` in its opportunity, ``_count``, ``_creation``.
+
+    ``pairs`` must be sorted by opportunity and time. Group aggregates joined back
+    stand in for window functions, which are slow with many small groups.
+    """
+    numbered = pairs.with_row_index("_row")
+    before_lead = pl.col("touched_at") <= pl.col("lead_created_at")
+    per_opportunity = numbered.group_by("opportunity_id").agg(
+        _first_row=pl.col("_row").min(),
+        _count=pl.len(),
+        _creation=(before_lead.sum().cast(pl.Int64) - 1).clip(lower_bound=0),
+        _latest=pl.col("touched_at").max(),
+    )
+    return numbered.join(per_opportunity, on="opportunity_id").with_columns(
+        _position=(pl.col("_row") - pl.col("_first_row")).cast(pl.Int64)
+    )
+
+
+def _decay_weights(pairs: pl.DataFrame, half_life_days: float) -> pl.DataFrame:
+    """Add ``time_decay``: weights halving every ``half_life_days``, summing to 1.
+
+    Ages count back from the opportunity's latest touch, so the largest weight is
+    1 and old touches cannot underflow every weight to 0.
+    """
+    age = (pl.col("_latest") - pl.col("touched_at")).dt.total_microseconds()
+    decayed = pairs.with_columns(
+        _decay=2.0 ** (-age / _MICROSECONDS_PER_DAY / half_life_days)
+    )
+    sums = decayed.group_by("opportunity_id").agg(_decay_sum=pl.col("_decay").sum())
+    return decayed.join(sums, on="opportunity_id").with_columns(
+        time_decay=pl.col("_decay") / pl.col("_decay_sum")
+    )
+
+
 def touch_credits(
-    tables: CanonicalTables, as_of: dt.datetime, *, half_life_days: float
+    tables: CanonicalTables,
+    as_of: dt.datetime,
+    *,
+    half_life_days: float,
+    pairs: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Return one row per attributed touch with its weight and credit per model.
 
     Columns: ``opportunity_id``, ``touch_id``, ``touched_at``, ``channel``,
     ``campaign_id``, ``amount``, then ``<model>`` (weight, summing to 1 per
     opportunity) and ``<model>_credit`` (weight times amount) for each model.
+    ``pairs`` is the output of :func:`reachable_touches`, computed when omitted.
     """
+    if pairs is None:
+        pairs = reachable_touches(tables, as_of)
     opportunities = tables["opportunities"].select(
         "opportunity_id", "created_at", amount=pl.col("amount").fill_null(0.0)
     )
     pairs = (
-        reachable_touches(tables, as_of)
-        .join(opportunities, on="opportunity_id")
+        pairs.join(opportunities, on="opportunity_id")
         .filter(pl.col("touched_at") <= pl.col("created_at"))
         .join(_lead_created(tables), on="opportunity_id", how="left")
         .sort("opportunity_id", "touched_at", "touch_id")
     )
-    per_opportunity = "opportunity_id"
-    position = pl.int_range(pl.len()).over(per_opportunity)
-    count = pl.len().over(per_opportunity)
-    before_lead = (
-        (pl.col("touched_at") <= pl.col("lead_created_at")).sum().over(per_opportunity)
-    )
-    pairs = pairs.with_columns(
-        _position=position,
-        _count=count,
-        _creation_position=(before_lead.cast(pl.Int64) - 1).clip(lower_bound=0),
-    )
+    pairs = _decay_weights(_positions(pairs), half_life_days)
+
+    last_position = pl.col("_count") - 1
     first = pl.col("_position") == 0
-    last = pl.col("_position") == pl.col("_count") - 1
-    creation = pl.col("_position") == pl.col("_creation_position")
-    age_days = (pl.col("created_at") - pl.col("touched_at")).dt.total_microseconds() / (
-        _MICROSECONDS_PER_DAY
+    creation = pl.col("_position") == pl.col("_creation")
+    last = pl.col("_position") == last_position
+    creation_apart = (pl.col("_creation") != 0).cast(pl.Int64)
+    last_apart = ((last_position != 0) & (last_position != pl.col("_creation"))).cast(
+        pl.Int64
     )
-    # Ages are taken relative to the opportunity's latest touch so that the
-    # largest weight is 1 and old touches cannot underflow every weight to 0.
-    relative_age = age_days - age_days.min().over(per_opportunity)
-    decay = (2.0 ** (-relative_age / half_life_days)).alias("_decay")
     pairs = pairs.with_columns(
         first_touch=first.cast(pl.Float64),
         last_touch=last.cast(pl.Float64),
         linear=1.0 / pl.col("_count"),
-        u_shaped=_role_weights(first, creation, None, 0.4),
-        w_shaped=_role_weights(first, creation, last, 0.3),
-        time_decay=decay / decay.sum().over(per_opportunity),
+        u_shaped=_role_weights([first, creation], 1 + creation_apart, 0.4),
+        w_shaped=_role_weights(
+            [first, creation, last], 1 + creation_apart + last_apart, 0.3
+        ),
     )
     return pairs.select(
         "opportunity_id",
@@ -195,17 +247,22 @@ def touch_credits(
     )
 
 
-def opportunity_coverage(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame:
+def opportunity_coverage(
+    tables: CanonicalTables, as_of: dt.datetime, *, pairs: pl.DataFrame | None = None
+) -> pl.DataFrame:
     """Return one row per opportunity created by the as-of time with its touch counts.
 
     Columns: ``opportunity_id``, ``amount`` (nulls as 0), ``touches_before`` (at
     or before creation), ``influenced`` (any touch up to close or as-of) and
     ``sourced`` (a touch at or before its earliest lead's creation, plus a one-hour
-    grace; false for an opportunity with no lead creation time).
+    grace; false for an opportunity with no lead creation time). ``pairs`` is
+    the output of :func:`reachable_touches`, computed when omitted.
     """
+    if pairs is None:
+        pairs = reachable_touches(tables, as_of)
     as_of_value = as_of_literal(as_of)
     opportunities = tables["opportunities"].filter(pl.col("created_at") <= as_of_value)
-    pairs = reachable_touches(tables, as_of).join(
+    pairs = pairs.join(
         opportunities.select("opportunity_id", "created_at", "close_date", "is_closed"),
         on="opportunity_id",
     )
@@ -279,7 +336,8 @@ def attribution_metrics(context: MeasureContext) -> Metrics:
     tables, as_of = context.tables, context.as_of
     labels = {key: ("share", label) for key, label in _LABELS.items()}
     reason = missing_reason(tables, "opportunities", "touches")
-    coverage = None if reason else opportunity_coverage(tables, as_of)
+    pairs = None if reason else reachable_touches(tables, as_of)
+    coverage = None if reason else opportunity_coverage(tables, as_of, pairs=pairs)
     if coverage is not None and coverage.is_empty():
         reason = "no opportunity created by the as-of time"
     if reason:
@@ -308,7 +366,7 @@ def attribution_metrics(context: MeasureContext) -> Metrics:
         )
 
     half_life = context.config.attribution.half_life_days
-    credits = touch_credits(tables, as_of, half_life_days=half_life)
+    credits = touch_credits(tables, as_of, half_life_days=half_life, pairs=pairs)
     credit_details = {"half_life_days": half_life, **_credit_tables(credits, tables)}
     coverage_details = {**counts, "credit": credit_details}
     metrics: Metrics = {

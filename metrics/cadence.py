@@ -22,8 +22,13 @@ import polars as pl
 from config.models import OrgConfig
 from connectors.schema import CanonicalTables
 from metrics.calendar import BusinessCalendar
-from metrics.coverage import as_of_literal, missing_reason, not_measurable
-from metrics.handoffs import handoff_windows, sales_touches
+from metrics.coverage import (
+    as_of_literal,
+    handoff_spans,
+    missing_reason,
+    not_measurable,
+)
+from metrics.handoffs import sales_touches
 from metrics.result import Metrics, MetricValue
 
 if TYPE_CHECKING:
@@ -40,48 +45,60 @@ def business_day_hours(config: OrgConfig) -> float:
     return (closes - opens).total_seconds() / 3600
 
 
+def _running_counts(touches: pl.DataFrame) -> pl.DataFrame:
+    """Return ``lead_id``, ``touched_at`` and the lead's touches up to that instant.
+
+    Computed on the frame sorted by lead and time: a row's running count is its
+    row number minus that of its lead's first row, which avoids a slow window
+    function. Of several touches at one instant only the last row is kept, so
+    its count includes them all.
+    """
+    row = pl.int_range(pl.len(), dtype=pl.Int64)
+    first_of_lead = (pl.col("lead_id") != pl.col("lead_id").shift(1)).fill_null(True)
+    same_as_next = (pl.col("lead_id") == pl.col("lead_id").shift(-1)) & (
+        pl.col("touched_at") == pl.col("touched_at").shift(-1)
+    )
+    return (
+        touches.select("lead_id", "touched_at")
+        .sort("lead_id", "touched_at")
+        .with_columns(
+            _running=row + 1 - pl.when(first_of_lead).then(row).forward_fill()
+        )
+        .filter(~same_as_next.fill_null(False))
+        .sort("touched_at")
+    )
+
+
 def touches_between(
     frame: pl.DataFrame, touches: pl.DataFrame, start: str, end: str, *, name: str
 ) -> pl.DataFrame:
     """Add column ``name``: the lead's touches with ``start <= touched_at <= end``.
 
     Counted with two as-of joins on each lead's running touch count, so no
-    handoff is paired with every touch of its lead.
+    handoff is paired with every touch of its lead. ``start`` and ``end`` must
+    not be null. Rows come back in a different order.
     """
-    running = (
-        touches.group_by("lead_id", "touched_at")
-        .len()
-        .sort("lead_id", "touched_at")
-        .with_columns(_running=pl.col("len").cum_sum().over("lead_id"))
-        .select("lead_id", "touched_at", "_running")
-        .sort("touched_at")
-    )
+    running = _running_counts(touches)
 
-    def running_at(key: str, alias: str) -> pl.DataFrame:
-        joined = frame.select("lead_id", key).unique().drop_nulls().sort(key)
-        joined = joined.join_asof(
-            running,
+    def running_at(rows: pl.DataFrame, key: str, alias: str) -> pl.DataFrame:
+        joined = rows.sort(key).join_asof(
+            running.rename({"touched_at": "_touched_at"}),
             left_on=key,
-            right_on="touched_at",
+            right_on="_touched_at",
             by="lead_id",
             strategy="backward",
             check_sortedness=False,
         )
-        return joined.select(
-            "lead_id", key, pl.col("_running").fill_null(0).alias(alias)
-        )
+        counted = joined.with_columns(pl.col("_running").fill_null(0).alias(alias))
+        return counted.drop("_running", "_touched_at")
 
-    frame = frame.with_columns(_before=pl.col(start) - _ONE_MICROSECOND)
-    return (
-        frame.join(
-            running_at("_before", "_count_before"),
-            on=["lead_id", "_before"],
-            how="left",
-        )
-        .join(running_at(end, "_count_end"), on=["lead_id", end], how="left")
-        .with_columns((pl.col("_count_end") - pl.col("_count_before")).alias(name))
-        .drop("_before", "_count_before", "_count_end")
+    before = frame.with_columns(_before=pl.col(start) - _ONE_MICROSECOND)
+    counted = running_at(
+        running_at(before, "_before", "_count_before"), end, "_count_end"
     )
+    return counted.with_columns(
+        (pl.col("_count_end") - pl.col("_count_before")).alias(name)
+    ).drop("_before", "_count_before", "_count_end")
 
 
 def cadence_frame(
@@ -97,9 +114,7 @@ def cadence_frame(
     """
     calendar = BusinessCalendar(config.calendar)
     hours = config.cadence.business_days * business_day_hours(config)
-    windows = handoff_windows(tables, as_of).select(
-        "lead_id", "handoff_at", "window_end"
-    )
+    windows = handoff_spans(handoffs, as_of)
     frame = handoffs.select("lead_id", "handoff_at", "decided_at").join(
         windows, on=["lead_id", "handoff_at"], how="left"
     )

@@ -40,6 +40,7 @@ def handoff_context(handoffs: pl.DataFrame, tables: CanonicalTables) -> pl.DataF
     ``has_touch`` is true when the lead had a marketing touch at or before the
     handoff.
     """
+    # Lead ids are unique: the data gate fails a run on a duplicate.
     scores = tables["leads"].select("lead_id", has_score=pl.col("score").is_not_null())
     first_touch = (
         tables["touches"]
@@ -49,7 +50,7 @@ def handoff_context(handoffs: pl.DataFrame, tables: CanonicalTables) -> pl.DataF
     )
     return (
         handoffs.select("lead_id", "handoff_at")
-        .join(scores.unique("lead_id"), on="lead_id", how="left")
+        .join(scores, on="lead_id", how="left")
         .join(first_touch, on="lead_id", how="left")
         .select(
             "lead_id",

@@ -27,6 +27,7 @@ import polars as pl
 from connectors.schema import CanonicalTables
 from metrics.coverage import (
     as_of_literal,
+    handoff_spans,
     missing_reason,
     month_of,
     not_measurable,
@@ -137,18 +138,27 @@ def present_stages(tables: CanonicalTables, entries: pl.DataFrame) -> tuple[str,
 
 
 def handoff_progress(
-    tables: CanonicalTables, as_of: dt.datetime, stages: tuple[str, ...] | None = None
+    tables: CanonicalTables,
+    as_of: dt.datetime,
+    stages: tuple[str, ...] | None = None,
+    *,
+    handoffs: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Return one row per handoff with when it reached each funnel stage.
 
     Columns: ``lead_id``, ``handoff_at``, ``mql_at``, ``sal_at``, ``sql_at``,
     ``opportunity_at`` (UTC instants, null when not reached through the chain),
     ``won_on`` (Date), and ``direct_<stage>_at``: the first entry of each stage
-    in the handoff's window whatever came before, for counting skips.
+    in the handoff's window whatever came before, for counting skips. Pass the
+    per-handoff frame as ``handoffs`` to save scanning the stage events again.
     """
     entries = stage_entries(tables, as_of)
     stages = stages or present_stages(tables, entries)
-    progress = handoff_windows(tables, as_of).with_columns(
+    if handoffs is None:
+        windows = handoff_windows(tables, as_of)
+    else:
+        windows = handoff_spans(handoffs, as_of)
+    progress = windows.with_columns(
         mql_at=pl.col("handoff_at"),
         _last=pl.col("window_end") == as_of_literal(as_of),
     )
@@ -325,7 +335,9 @@ def funnel_metrics(context: MeasureContext) -> Metrics:
     reason = missing_reason(tables, "stage_events")
     if reason:
         return not_measurable(keys, reason)
-    progress = handoff_progress(tables, context.as_of, stages)
+    progress = handoff_progress(
+        tables, context.as_of, stages, handoffs=context.handoffs
+    )
     if progress.is_empty():
         return not_measurable(keys, "no handoffs in the data")
 

@@ -54,22 +54,18 @@ def unmapped_statuses(tables: CanonicalTables, config: OrgConfig) -> Metrics:
     }
 
 
-def _first_entries(tables: CanonicalTables) -> pl.DataFrame:
+def _first_entries(events: pl.DataFrame) -> pl.DataFrame:
     """Return per lead its first MQL, SQL, acceptance and conversion entry."""
     stage = pl.col("stage")
-    return (
-        tables["stage_events"]
-        .group_by("lead_id")
-        .agg(
-            first_mql=pl.col("entered_at").filter(stage == "mql").min(),
-            first_sql=pl.col("entered_at").filter(stage == "sql").min(),
-            first_acceptance=pl.col("entered_at")
-            .filter(stage.is_in(ACCEPTANCE_STAGES))
-            .min(),
-            first_conversion=pl.col("entered_at")
-            .filter(stage.is_in(CONVERTED_STAGES))
-            .min(),
-        )
+    return events.group_by("lead_id").agg(
+        first_mql=pl.col("entered_at").filter(stage == "mql").min(),
+        first_sql=pl.col("entered_at").filter(stage == "sql").min(),
+        first_acceptance=pl.col("entered_at")
+        .filter(stage.is_in(ACCEPTANCE_STAGES))
+        .min(),
+        first_conversion=pl.col("entered_at")
+        .filter(stage.is_in(CONVERTED_STAGES))
+        .min(),
     )
 
 
@@ -82,8 +78,18 @@ def stage_order(tables: CanonicalTables) -> Metrics:
     key, label = "stage_order_violation_share", "Leads with stages out of order"
     if reason := missing_reason(tables, "stage_events"):
         return not_measurable({key: ("share", label)}, reason)
+    # Only leads that reached SQL or converted are checked, so only their events
+    # are aggregated.
+    events = tables["stage_events"]
     leads = tables["leads"].select("lead_id", "is_converted", "converted_on")
-    per_lead = leads.join(_first_entries(tables), on="lead_id", how="left")
+    past_sql = events.filter(pl.col("stage").is_in(("sql",) + CONVERTED_STAGES))
+    candidates = pl.concat(
+        [past_sql.select("lead_id"), leads.filter("is_converted").select("lead_id")]
+    ).unique()
+    checked_events = events.join(candidates, on="lead_id", how="semi")
+    per_lead = leads.join(candidates, on="lead_id", how="semi").join(
+        _first_entries(checked_events), on="lead_id", how="left"
+    )
     acceptance = pl.col("first_acceptance")
     flagged_only = pl.col("first_conversion").is_null() & pl.col("is_converted")
     checked = per_lead.with_columns(

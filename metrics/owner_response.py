@@ -24,8 +24,14 @@ import polars as pl
 from config.models import OrgConfig
 from connectors.schema import CanonicalTables
 from metrics.calendar import BusinessCalendar
-from metrics.coverage import as_of_literal, missing_reason, not_measurable
-from metrics.handoffs import handoff_windows, sales_touches
+from metrics.coverage import (
+    as_of_literal,
+    handoff_spans,
+    missing_reason,
+    next_in_group,
+    not_measurable,
+)
+from metrics.handoffs import sales_touches
 from metrics.result import Metrics, MetricValue
 
 if TYPE_CHECKING:
@@ -44,7 +50,9 @@ _LABELS = {
 }
 
 
-def owner_stints(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame:
+def owner_stints(
+    tables: CanonicalTables, handoffs: pl.DataFrame, as_of: dt.datetime
+) -> pl.DataFrame:
     """Return one row per owner stint within a handoff's window.
 
     Columns: ``lead_id``, ``handoff_at``, ``owner_id``, ``stint_start``,
@@ -55,11 +63,9 @@ def owner_stints(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame:
         tables["owner_events"]
         .filter(pl.col("assigned_at") <= as_of_value)
         .sort("lead_id", "assigned_at")
-        .with_columns(next_assigned_at=pl.col("assigned_at").shift(-1).over("lead_id"))
+        .with_columns(next_assigned_at=next_in_group("assigned_at", "lead_id"))
     )
-    windows = handoff_windows(tables, as_of).select(
-        "lead_id", "handoff_at", "window_end"
-    )
+    windows = handoff_spans(handoffs, as_of)
     stints = windows.join(assignments, on="lead_id").filter(
         (pl.col("assigned_at") < pl.col("window_end"))
         & (
@@ -78,7 +84,10 @@ def owner_stints(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame:
 
 
 def owner_responses(
-    tables: CanonicalTables, config: OrgConfig, as_of: dt.datetime
+    tables: CanonicalTables,
+    handoffs: pl.DataFrame,
+    config: OrgConfig,
+    as_of: dt.datetime,
 ) -> pl.DataFrame:
     """Return the owner stints with ``team``, ``responded_at`` and ``business_hours``.
 
@@ -88,7 +97,7 @@ def owner_responses(
     touches = sales_touches(tables, config, as_of).rename(
         {"touch_owner_id": "owner_id", "touched_at": "responded_at"}
     )
-    stints = owner_stints(tables, as_of).sort("stint_start")
+    stints = owner_stints(tables, handoffs, as_of).sort("stint_start")
     joined = stints.join_asof(
         touches.sort("responded_at"),
         left_on="stint_start",
@@ -118,7 +127,7 @@ def owner_response_metrics(context: MeasureContext) -> Metrics:
     )
     if reason:
         return not_measurable(_LABELS, reason)
-    responses = owner_responses(tables, context.config, context.as_of)
+    responses = owner_responses(tables, context.handoffs, context.config, context.as_of)
     sales = responses.filter(pl.col("team") == "sales")
     if sales.is_empty():
         return not_measurable(_LABELS, "no handoff was held by a sales owner")
