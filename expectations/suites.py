@@ -149,8 +149,8 @@ def _outcome(
 def _error_message(info: dict) -> str | None:
     """Return the message of an exception raised during validation, if any.
 
-    A result holds the exception either directly or keyed by the metric that
-    raised it.
+    A result contains the exception either directly or keyed by the metric
+    that raised it.
     """
     candidates = [info, *(v for v in info.values() if isinstance(v, dict))]
     for candidate in candidates:
