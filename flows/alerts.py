@@ -109,7 +109,9 @@ def evaluate_failure(
 ) -> list[Alert]:
     """Return the alerts of a failed run: ``gate_failed`` when the gate stopped it,
     ``run_failed`` otherwise."""
-    event = "gate_failed" if gate is not None and not gate.get("passed") else "run_failed"
+    event = (
+        "gate_failed" if gate is not None and not gate.get("passed") else "run_failed"
+    )
     facts: dict[str, Any] = {"error": error}
     if event == "gate_failed":
         facts["findings"] = [
@@ -156,7 +158,9 @@ def _metric_alert(
         "unit": metric.get("unit"),
     }
     title = f"{label} {_number(value)} is {direction} {_number(threshold)}"
-    since = "no earlier run" if before is None else f"{_number(before)} in the previous run"
+    since = (
+        "no earlier run" if before is None else f"{_number(before)} in the previous run"
+    )
     message = f"{title} (population {metric.get('population')}; {since})."
     return title, message, facts
 
@@ -231,7 +235,9 @@ def send_alerts(
             )  # fmt: skip
             outcomes.append(outcome)
     if alerts and not config.channels:
-        logger.warning("%d alert(s) fired but no alert channel is configured", len(alerts))
+        logger.warning(
+            "%d alert(s) fired but no alert channel is configured", len(alerts)
+        )
     return outcomes
 
 
@@ -245,7 +251,7 @@ def _deliver(
     for attempt in range(1, config.send_attempts + 1):
         try:
             _send_once(alert, channel)
-        except Exception as exc:  # noqa: BLE001 - any send failure is logged, not raised
+        except Exception as exc:  # noqa: BLE001 - a failed send is logged, not raised
             error = f"{type(exc).__name__}: {exc}"
             logger.warning(
                 "alert %s of org %s to %s failed (attempt %d of %d): %s",
@@ -255,9 +261,13 @@ def _deliver(
             if attempt < config.send_attempts:
                 sleep(config.retry_seconds * 2 ** (attempt - 1))
             continue
-        logger.info("sent alert %s of org %s to %s", alert.rule_id, alert.org_id, channel.name)
+        logger.info(
+            "sent alert %s of org %s to %s", alert.rule_id, alert.org_id, channel.name
+        )
         return SendOutcome(alert.rule_id, channel.name, "sent", attempt)
-    return SendOutcome(alert.rule_id, channel.name, "failed", config.send_attempts, error)
+    return SendOutcome(
+        alert.rule_id, channel.name, "failed", config.send_attempts, error
+    )
 
 
 def _send_once(alert: Alert, channel: AlertChannel) -> None:
@@ -273,7 +283,8 @@ def _notify_block(block_name: str, alert: Alert) -> None:
     block = Block.load(block_name)
     notify = getattr(block, "notify", None)
     if notify is None:
-        msg = f"block {block_name!r} is a {type(block).__name__}, not a notification block"
+        kind = type(block).__name__
+        msg = f"block {block_name!r} is a {kind}, not a notification block"
         raise TypeError(msg)
     notify(body=alert_text(alert), subject=alert.title)
 
@@ -343,7 +354,10 @@ def alert_after_failure(
     gate: Mapping[str, Any] | None = None,
     run_id: str | None = None,
 ) -> list[SendOutcome]:
-    """Send the ``gate_failed`` or ``run_failed`` alerts of a failed run; never raises."""
+    """Send the ``gate_failed`` or ``run_failed`` alerts of a failed run.
+
+    Never raises, because a failed alert must not hide the run's own error.
+    """
     alerts = evaluate_failure(
         config.alerts.rules, org_id=config.org.id, day=day, error=error, gate=gate,
         run_id=run_id,

@@ -120,7 +120,9 @@ def _plan_from_list(config_path: Path) -> NightlyPlan:
             config = load_config(entry.config)
         except ConfigError as exc:
             logger.error("org config %s is invalid: %s", entry.config, exc)
-            orgs.append(OrgRun(entry.config.stem, entry.config, None, "", error=str(exc)))
+            orgs.append(
+                OrgRun(entry.config.stem, entry.config, None, "", error=str(exc))
+            )
             continue
         orgs.append(
             OrgRun(
@@ -148,8 +150,9 @@ def _check_unique_ids(config_path: Path, orgs: list[OrgRun]) -> None:
     repeated = sorted({org_id for org_id in ids if ids.count(org_id) > 1})
     if repeated:
         msg = (
-            f"{config_path}: org id(s) {', '.join(map(repr, repeated))} appear more than "
-            f"once; give each org config its own org.id, because history rows are keyed by it"
+            f"{config_path}: org id(s) {', '.join(map(repr, repeated))} appear more "
+            f"than once; give each org config its own org.id, because history rows "
+            f"are keyed by it"
         )
         raise ConfigError(msg)
 
@@ -192,12 +195,19 @@ def check_server() -> str:
 
     url = PREFECT_API_URL.value()
     if not url:
-        msg = f"no Prefect server is configured (PREFECT_API_URL is not set); {START_SERVER_HINT}"
+        msg = (
+            "no Prefect server is configured (PREFECT_API_URL is not set); "
+            + START_SERVER_HINT
+        )
         raise ServerUnreachable(msg)
     try:
-        response = httpx.get(f"{url.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_SECONDS)
+        response = httpx.get(
+            f"{url.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_SECONDS
+        )
     except httpx.HTTPError as exc:
-        msg = f"the Prefect server at {url} is not reachable ({exc}); {START_SERVER_HINT}"
+        msg = (
+            f"the Prefect server at {url} is not reachable ({exc}); {START_SERVER_HINT}"
+        )
         raise ServerUnreachable(msg) from None
     if response.status_code != 200:
         msg = (

@@ -205,7 +205,9 @@ class HistoryStore:
     def db(self) -> duckdb.DuckDBPyConnection:
         """Return the open connection; raises HistoryError outside ``with``."""
         if self._connection is None:
-            raise HistoryError("the history store is not open; use it in a `with` block")
+            raise HistoryError(
+                "the history store is not open; use it in a `with` block"
+            )
         return self._connection
 
     def schema_version(self) -> int:
@@ -248,7 +250,11 @@ class HistoryStore:
             )
             _insert_run_rows(db, run_id, org_id, day, document)
         logger.info(
-            "stored run %s of org %s for %s (replaced %d)", run_id, org_id, day, replaced
+            "stored run %s of org %s for %s (replaced %d)",
+            run_id,
+            org_id,
+            day,
+            replaced,
         )
         return run_id
 
@@ -379,14 +385,22 @@ class HistoryStore:
     ) -> None:
         """Record one send of an alert (``sent`` or ``failed``) to one channel."""
         self.db.execute(
-            "INSERT OR REPLACE INTO alerts_sent (org_id, rule_id, day, channel, run_id, "
-            "status, attempts, error, sent_at, payload) "
+            "INSERT OR REPLACE INTO alerts_sent (org_id, rule_id, day, channel, "
+            "run_id, status, attempts, error, sent_at, payload) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                org_id, rule_id, day, channel, run_id, status, attempts, error,
-                _now(), json.dumps(payload, default=str),
+                org_id,
+                rule_id,
+                day,
+                channel,
+                run_id,
+                status,
+                attempts,
+                error,
+                _now(),
+                json.dumps(payload, default=str),
             ],
-        )  # fmt: skip
+        )
 
     def alerts(self, org_id: str) -> list[dict[str, Any]]:
         """Return the org's recorded alert sends, oldest first."""
@@ -403,7 +417,8 @@ class HistoryStore:
     ) -> None:
         """Store per-object watermarks (aware datetimes), replacing older values."""
         rows = [
-            [org_id, source, obj, _aware(obj, mark), _now()] for obj, mark in marks.items()
+            [org_id, source, obj, _aware(obj, mark), _now()]
+            for obj, mark in marks.items()
         ]
         if not rows:
             return
@@ -449,7 +464,9 @@ def store_run(
         day = as_of_day(document["as_of"])
         extract_path = write_extract(tables, path.parent, document["org"]["id"], day)
     with HistoryStore(path) as store:
-        return store.save_run(document, flow_run_id=flow_run_id, extract_path=extract_path)
+        return store.save_run(
+            document, flow_run_id=flow_run_id, extract_path=extract_path
+        )
 
 
 def store_failure(
@@ -465,9 +482,13 @@ def store_failure(
     """Add a failure record to the history at ``path``; returns its id."""
     with HistoryStore(path) as store:
         return store.record_failure(
-            org_id=org_id, day=day, source=source, error=error, gate=gate,
+            org_id=org_id,
+            day=day,
+            source=source,
+            error=error,
+            gate=gate,
             flow_run_id=flow_run_id,
-        )  # fmt: skip
+        )
 
 
 def failure_day(as_of: dt.datetime | None) -> dt.date:
@@ -478,7 +499,7 @@ def failure_day(as_of: dt.datetime | None) -> dt.date:
 def save_watermarks(
     path: Path, org_id: str, source: str, marks: Mapping[str, dt.datetime]
 ) -> None:
-    """Store ``{object: watermark}`` of one org and source in the history at ``path``."""
+    """Store ``{object: watermark}`` of one org and source in the history file."""
     with HistoryStore(path) as store:
         store.save_watermarks(org_id, source, marks)
 
@@ -538,7 +559,9 @@ def migrate(db: duckdb.DuckDBPyConnection, *, target: int = SCHEMA_VERSION) -> i
     return version
 
 
-def write_extract(tables: CanonicalTables, root: Path, org_id: str, day: dt.date) -> Path:
+def write_extract(
+    tables: CanonicalTables, root: Path, org_id: str, day: dt.date
+) -> Path:
     """Write the canonical tables as Parquet to ``root/extracts/<org>/<day>/``.
 
     A folder already there for that day is replaced only after the new one is
@@ -600,20 +623,41 @@ def _insert_run_rows(
 ) -> None:
     key = [run_id, org_id, day]
     metrics = [
-        key + [name, m.get("label"), m.get("value"), m.get("population"), m.get("unit"),
-               m.get("measurable"), m.get("note")]
+        key
+        + [
+            name,
+            m.get("label"),
+            m.get("value"),
+            m.get("population"),
+            m.get("unit"),
+            m.get("measurable"),
+            m.get("note"),
+        ]
         for name, m in document["metrics"].items()
-    ]  # fmt: skip
+    ]
     dimensions = [
-        key + [d["key"], d.get("score"), d.get("level"), d.get("source"), d.get("confidence")]
+        key
+        + [
+            d["key"],
+            d.get("score"),
+            d.get("level"),
+            d.get("source"),
+            d.get("confidence"),
+        ]
         for d in document["scorecard"]["dimensions"]
     ]
     audit = document.get("audit") or {}
     audit_rows = [
-        key + [d["key"], d.get("measured_level"), (d.get("everyone") or {}).get("self_reported"),
-               (d.get("everyone") or {}).get("verdict"), d.get("perception_gap")]
+        key
+        + [
+            d["key"],
+            d.get("measured_level"),
+            (d.get("everyone") or {}).get("self_reported"),
+            (d.get("everyone") or {}).get("verdict"),
+            d.get("perception_gap"),
+        ]
         for d in audit.get("dimensions", [])
-    ]  # fmt: skip
+    ]
     flags = [
         key + [f["key"], f.get("dimension"), f.get("message")]
         for f in audit.get("red_flags", [])
@@ -634,10 +678,18 @@ def _insert_gate_findings(
     gate: Mapping[str, Any],
 ) -> None:
     rows = [
-        [run_id, org_id, day, f["expectation"], f.get("table"), str(f.get("severity")),
-         f.get("failed"), f.get("total")]
+        [
+            run_id,
+            org_id,
+            day,
+            f["expectation"],
+            f.get("table"),
+            str(f.get("severity")),
+            f.get("failed"),
+            f.get("total"),
+        ]
         for f in gate.get("findings", [])
-    ]  # fmt: skip
+    ]
     _insert(db, "gate_findings", rows)
 
 

@@ -30,7 +30,9 @@ def build_trend(store: HistoryStore, org_id: str) -> dict[str, Any]:
     latest completed run with the one before it.
     """
     runs = store.completed_runs(org_id)
-    rows = [_run_row(run, before) for before, run in zip([None, *runs], runs, strict=False)]
+    rows = [
+        _run_row(run, before) for before, run in zip([None, *runs], runs, strict=False)
+    ]
     changes = None
     if runs:
         previous = runs[-2] if len(runs) > 1 else None
@@ -52,7 +54,9 @@ def _run_row(run: RunSummary, before: RunSummary | None) -> dict[str, Any]:
             "score": score,
             "level": level,
             "delta": _delta(score, None if before is None else before.scores.get(key)),
-            "level_change": _delta(level, None if before is None else before.levels.get(key)),
+            "level_change": _delta(
+                level, None if before is None else before.levels.get(key)
+            ),
         }
     before_score = None if before is None else before.overall_score
     return {
@@ -71,7 +75,11 @@ def _run_row(run: RunSummary, before: RunSummary | None) -> dict[str, Any]:
 def _metric_changes(
     store: HistoryStore, latest: RunSummary, previous: RunSummary | None
 ) -> dict[str, Any]:
-    old = {} if previous is None else {r["key"]: r for r in store.metric_rows(previous.run_id)}
+    old = (
+        {}
+        if previous is None
+        else {r["key"]: r for r in store.metric_rows(previous.run_id)}
+    )
     rows = []
     for row in store.metric_rows(latest.run_id):
         before = old.get(row["key"], {}).get("value")
@@ -114,7 +122,9 @@ def _delta(now: float | None, before: float | None) -> float | None:
 def render_trend(trend: dict[str, Any], console: Console) -> None:
     """Print the trend table, the metric changes and any failed runs."""
     if not trend["runs"]:
-        console.print(f"No completed runs of org {trend['org']!r} in {trend['history']}.")
+        console.print(
+            f"No completed runs of org {trend['org']!r} in {trend['history']}."
+        )
     else:
         console.print(trend_table(trend))
         changes = trend["metric_changes"]
@@ -207,13 +217,17 @@ def _signed(value: float | None, digits: int) -> str:
 
 
 def history_command(
-    org: Annotated[str, typer.Option("--org", help="Org id, as in the config's org.id.")],
+    org: Annotated[
+        str, typer.Option("--org", help="Org id, as in the config's org.id.")
+    ],
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the trend as JSON instead of tables.")
     ] = False,
     db: Annotated[
         Path | None,
-        typer.Option("--db", help=f"History file; default: the config's or {DEFAULT_HISTORY}."),
+        typer.Option(
+            "--db", help=f"History file; default: the config's or {DEFAULT_HISTORY}."
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="Org config whose history.path to read.")

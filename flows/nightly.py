@@ -116,7 +116,11 @@ def score_flow(
     if history_file is not None:
         keep = config.history is None or config.history.keep_extracts
         run_id = store_task(
-            document, tables, history_file, keep_extracts=keep, flow_run_id=_flow_run_id()
+            document,
+            tables,
+            history_file,
+            keep_extracts=keep,
+            flow_run_id=_flow_run_id(),
         )
         alert_task(document, config, history_file, run_id)
     return document
@@ -183,7 +187,9 @@ def _store_failure(
         get_run_logger().exception("the failure of org %s was not stored", org_id)
         run_id = None
     if config is not None:
-        failure_alert_task(config, history_file, day=day, error=message, gate=gate, run_id=run_id)
+        failure_alert_task(
+            config, history_file, day=day, error=message, gate=gate, run_id=run_id
+        )
 
 
 def _flow_run_id() -> str | None:
@@ -220,7 +226,9 @@ def nightly_flow(config_path: str, as_of: str | None = None) -> dict[str, str]:
         )  # fmt: skip
         outcomes[org.org_id] = "completed" if state.is_completed() else "failed"
 
-    failed = sorted(org_id for org_id, outcome in outcomes.items() if outcome == "failed")
+    failed = sorted(
+        org_id for org_id, outcome in outcomes.items() if outcome == "failed"
+    )
     if failed:
         msg = (
             f"{len(failed)} of {len(outcomes)} org(s) failed: {', '.join(failed)}; see "
@@ -231,7 +239,9 @@ def nightly_flow(config_path: str, as_of: str | None = None) -> dict[str, str]:
 
 
 def _store_invalid_org(org_id: str, error: str, plan: Any, as_of: str | None) -> None:
-    """Store the failure of an org whose config could not be read; no alert rules apply."""
+    """Store the failure of an org whose config is invalid; it has no alert rules."""
     day = history.failure_day(pipeline.parse_as_of(as_of) if as_of else None)
     get_run_logger().error("org %s was not scored: %s", org_id, error)
-    store_failure_task(plan.history.path, org_id=org_id, day=day, source=None, error=error)
+    store_failure_task(
+        plan.history.path, org_id=org_id, day=day, source=None, error=error
+    )

@@ -14,7 +14,9 @@ from connectors.errors import RevalignError
 def serve_command(
     config: Annotated[
         Path,
-        typer.Option(help="Org config, or an org list (a YAML file with an `orgs` key)."),
+        typer.Option(
+            help="Org config, or an org list (a YAML file with an `orgs` key)."
+        ),
     ],
     dry_run: Annotated[
         bool,

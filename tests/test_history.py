@@ -49,24 +49,39 @@ def scorecard(
         "source": {"name": "salesforce-export"},
         "gate": {"passed": True, "checks_run": 3, "findings": []},
         "metrics": {
-            key: {"label": key.replace("_", " "), "value": value, "population": n,
-                  "unit": "share", "measurable": value is not None, "note": ""}
+            key: {
+                "label": key.replace("_", " "),
+                "value": value,
+                "population": n,
+                "unit": "share",
+                "measurable": value is not None,
+                "note": "",
+            }
             for key, (value, n) in metrics.items()
-        },  # fmt: skip
+        },
         "scorecard": {
             "overall": {"score": overall, "band": band},
             "dimensions": [
-                {"key": key, "name": key, "score": float(level), "level": level,
-                 "source": "measured", "confidence": "high"}
+                {
+                    "key": key,
+                    "name": key,
+                    "score": float(level),
+                    "level": level,
+                    "source": "measured",
+                    "confidence": "high",
+                }
                 for key, level in levels.items()
-            ],  # fmt: skip
+            ],
         },
         "audit": {
             "dimensions": [
-                {"key": "lead_handoff", "measured_level": levels.get("lead_handoff"),
-                 "everyone": {"self_reported": 4.0, "verdict": "over-claim"},
-                 "perception_gap": True}
-            ],  # fmt: skip
+                {
+                    "key": "lead_handoff",
+                    "measured_level": levels.get("lead_handoff"),
+                    "everyone": {"self_reported": 4.0, "verdict": "over-claim"},
+                    "perception_gap": True,
+                }
+            ],
             "red_flags": [
                 {"key": "sla_breached", "dimension": "sla_compliance", "message": "m"}
             ],
@@ -98,9 +113,12 @@ def test_store_rerun_replaces_day(tmp_path: Path) -> None:
     path = tmp_path / "history.duckdb"
     store_run(DAY_ONE, None, path)
     rerun = scorecard(
-        "2025-03-03", overall=3.0, band="Defined", levels={"lead_handoff": 3},
+        "2025-03-03",
+        overall=3.0,
+        band="Defined",
+        levels={"lead_handoff": 3},
         metrics={"sla_breach_rate": (0.3, 44)},
-    )  # fmt: skip
+    )
     store_run(rerun, None, path)
 
     with HistoryStore(path) as store:
@@ -133,9 +151,12 @@ def test_store_failed_save_rolls_back(tmp_path: Path) -> None:
     path = tmp_path / "history.duckdb"
     store_run(DAY_ONE, None, path)
     broken = scorecard(
-        "2025-03-03", overall=1.0, band="Ad hoc", levels={"lead_handoff": 1},
+        "2025-03-03",
+        overall=1.0,
+        band="Ad hoc",
+        levels={"lead_handoff": 1},
         metrics={"sla_breach_rate": (0.9, 10)},
-    )  # fmt: skip
+    )
     broken["metrics"]["sla_breach_rate"]["population"] = "many"
 
     with pytest.raises(duckdb.ConversionException):
@@ -153,15 +174,23 @@ def test_failure_record_leaves_day_scored(tmp_path: Path) -> None:
     gate = {
         "passed": False,
         "findings": [
-            {"expectation": "activities.occurred_at.not_after_as_of", "table": "activities",
-             "severity": "critical", "failed": 3, "total": 7}
+            {
+                "expectation": "activities.occurred_at.not_after_as_of",
+                "table": "activities",
+                "severity": "critical",
+                "failed": 3,
+                "total": 7,
+            }
         ],
-    }  # fmt: skip
+    }
     with HistoryStore(path) as store:
         store.record_failure(
-            org_id="acme", day=dt.date(2025, 3, 3), source="salesforce-export",
-            error="the gate failed", gate=gate,
-        )  # fmt: skip
+            org_id="acme",
+            day=dt.date(2025, 3, 3),
+            source="salesforce-export",
+            error="the gate failed",
+            gate=gate,
+        )
 
         assert len(store.completed_runs("acme")) == 1
         failures = store.failures("acme")
@@ -204,8 +233,14 @@ def test_trend_renders_tables(tmp_path: Path) -> None:
     with HistoryStore(path) as store:
         render_trend(build_trend(store, "acme"), console)
     text = console.export_text()
-    assert "│ 2025-03-03 │    2.40 │       │ Developing │      L3 3.00 │        L2 2.00 │" in text
-    assert "│ 2025-03-04 │    2.80 │ +0.40 │ Defined    │    L2 2.00 ▼ │      L3 3.00 ▲ │" in text
+    assert (
+        "│ 2025-03-03 │    2.40 │       │ Developing │      L3 3.00 │        L2 2.00 │"
+        in text
+    )
+    assert (
+        "│ 2025-03-04 │    2.80 │ +0.40 │ Defined    │    L2 2.00 ▼ │      L3 3.00 ▲ │"
+        in text
+    )
     assert "│ sla breach rate │    25.0% │   10.0% │ -0.150 │    40 → 42 │" in text
     assert "1 metric(s) unchanged" in text
 
@@ -227,7 +262,9 @@ def test_migrate_upgrades_version_one(tmp_path: Path) -> None:
         assert runs[0].overall_score == 2.5
         row = store.db.execute("SELECT extract_path FROM runs").fetchone()
         assert row == (None,)
-    save_watermarks(path, "acme", "salesforce", {"Lead": dt.datetime(2025, 1, 1, tzinfo=dt.UTC)})
+    save_watermarks(
+        path, "acme", "salesforce", {"Lead": dt.datetime(2025, 1, 1, tzinfo=dt.UTC)}
+    )
     assert load_watermarks(path, "acme", "salesforce") == {
         "Lead": dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
     }
@@ -246,12 +283,21 @@ def test_migrate_rejects_newer_file(tmp_path: Path) -> None:
 def test_watermarks_replace_per_object(tmp_path: Path) -> None:
     path = tmp_path / "history.duckdb"
     berlin = dt.timezone(dt.timedelta(hours=1))
-    save_watermarks(path, "acme", "salesforce", {
-        "Lead": dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
-        "Task": dt.datetime(2025, 1, 2, tzinfo=dt.UTC),
-    })  # fmt: skip
-    save_watermarks(path, "acme", "salesforce", {"Lead": dt.datetime(2025, 2, 1, 1, tzinfo=berlin)})
-    save_watermarks(path, "acme", "hubspot", {"contacts": dt.datetime(2025, 3, 1, tzinfo=dt.UTC)})
+    save_watermarks(
+        path,
+        "acme",
+        "salesforce",
+        {
+            "Lead": dt.datetime(2025, 1, 1, tzinfo=dt.UTC),
+            "Task": dt.datetime(2025, 1, 2, tzinfo=dt.UTC),
+        },
+    )
+    save_watermarks(
+        path, "acme", "salesforce", {"Lead": dt.datetime(2025, 2, 1, 1, tzinfo=berlin)}
+    )
+    save_watermarks(
+        path, "acme", "hubspot", {"contacts": dt.datetime(2025, 3, 1, tzinfo=dt.UTC)}
+    )
 
     marks = load_watermarks(path, "acme", "salesforce")
     assert marks == {
@@ -265,7 +311,10 @@ def test_watermarks_replace_per_object(tmp_path: Path) -> None:
 def test_watermarks_reject_naive_time(tmp_path: Path) -> None:
     with pytest.raises(HistoryError, match="'Lead' has no time zone"):
         save_watermarks(
-            tmp_path / "h.duckdb", "acme", "salesforce", {"Lead": dt.datetime(2025, 1, 1)}
+            tmp_path / "h.duckdb",
+            "acme",
+            "salesforce",
+            {"Lead": dt.datetime(2025, 1, 1)},  # noqa: DTZ001 - naive on purpose
         )
 
 
@@ -288,10 +337,20 @@ def score_case(as_of: str, history: Path, out: Path) -> Any:
     return runner.invoke(
         app,
         [
-            "score", "--path", str(CLOCK_CASE), "--config", str(CLOCK_CASE / "revalign.yaml"),
-            "--as-of", as_of, "--out", str(out), "--history", str(history), "--json",
+            "score",
+            "--path",
+            str(CLOCK_CASE),
+            "--config",
+            str(CLOCK_CASE / "revalign.yaml"),
+            "--as-of",
+            as_of,
+            "--out",
+            str(out),
+            "--history",
+            str(history),
+            "--json",
         ],
-    )  # fmt: skip
+    )
 
 
 def test_score_command_stores_runs(tmp_path: Path) -> None:
@@ -300,7 +359,9 @@ def test_score_command_stores_runs(tmp_path: Path) -> None:
         result = score_case(as_of, history, tmp_path / "out")
         assert result.exit_code == 0, result.stderr
 
-    shown = runner.invoke(app, ["history", "--org", "clock-rules", "--db", str(history), "--json"])
+    shown = runner.invoke(
+        app, ["history", "--org", "clock-rules", "--db", str(history), "--json"]
+    )
     assert shown.exit_code == 0, shown.stderr
     trend = json.loads(shown.stdout)
     assert [run["day"] for run in trend["runs"]] == ["2025-07-15", "2025-07-16"]
