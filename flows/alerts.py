@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from config.models import AlertChannel, AlertRule, AlertsConfig, OrgConfig
-from flows.history import HistoryStore, RunSummary, as_of_day
+from flows.history import HistoryStore, RunSummary, as_of_day, band_name
 
 logger = logging.getLogger(__name__)
 
@@ -191,13 +191,14 @@ def _band_alert(
     rule: AlertRule, document: Mapping[str, Any], previous: RunSummary | None
 ) -> tuple[str, str, dict[str, Any]] | None:
     overall = document["scorecard"]["overall"]
-    if previous is None or previous.overall_band is None or overall.get("band") is None:
+    band = band_name(overall.get("band"))
+    if previous is None or previous.overall_band is None or band is None:
         return None
-    if overall["band"] == previous.overall_band:
+    if band == previous.overall_band:
         return None
     change = {
         "from": previous.overall_band,
-        "to": overall["band"],
+        "to": band,
         "score_from": previous.overall_score,
         "score_to": overall.get("score"),
     }

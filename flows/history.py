@@ -606,7 +606,7 @@ def _run_values(
         document["source"]["name"],
         _now(),
         overall.get("score"),
-        overall.get("band"),
+        band_name(overall.get("band")),
         None if gate is None else bool(gate["passed"]),
         flow_run_id,
         json.dumps(document, default=str),
@@ -697,6 +697,13 @@ def _insert(db: duckdb.DuckDBPyConnection, table: str, rows: list[list[Any]]) ->
     if rows:
         marks = ", ".join("?" * len(rows[0]))
         db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
+
+
+def band_name(band: Any) -> str | None:
+    """Return the name of an overall band given as a name or as ``{"name": ...}``."""
+    if isinstance(band, Mapping):
+        return band.get("name")
+    return band
 
 
 def _aware(obj: str, mark: dt.datetime) -> dt.datetime:

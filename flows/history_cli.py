@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 
@@ -20,6 +21,15 @@ if TYPE_CHECKING:
     from flows.history import HistoryStore, RunSummary
 
 DEFAULT_HISTORY = Path("revalign-state/history.duckdb")
+# Column headers of the trend table, in the rubric's order, short enough for 80
+# columns.
+SHORT_NAMES = {
+    "shared_definitions": "defs",
+    "lead_handoff": "handoff",
+    "sla_compliance": "SLA",
+    "attribution": "attrib",
+    "strategic_planning": "plan",
+}
 _DELTA_DIGITS = 6
 
 
@@ -137,13 +147,25 @@ def render_trend(trend: dict[str, Any], console: Console) -> None:
 
 
 def trend_table(trend: dict[str, Any]) -> Table:
-    """Build the table of the overall score and each dimension, one row per day."""
-    keys = list(trend["runs"][-1]["dimensions"])
-    table = Table(title=f"Alignment of {trend['org']} over time", title_justify="left")
-    for header in ("day", "overall", "Δ", "band"):
-        table.add_column(header, justify="right" if header != "band" else "left")
+    """Build the table of the overall score and each dimension, one row per day.
+
+    A dimension cell is its score, with ▲ or ▼ when its level rose or fell.
+    """
+    stored = trend["runs"][-1]["dimensions"]
+    keys = [key for key in SHORT_NAMES if key in stored]
+    keys += [key for key in stored if key not in SHORT_NAMES]
+    table = Table(
+        title=f"Alignment of {trend['org']} over time",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    for header in ("day", "score", "Δ", "band"):
+        justify = "left" if header == "band" else "right"
+        table.add_column(header, justify=justify, no_wrap=True)
     for key in keys:
-        table.add_column(key.replace("_", " "), justify="right")
+        table.add_column(SHORT_NAMES.get(key, key), justify="right", no_wrap=True)
     for run in trend["runs"]:
         overall = run["overall"]
         cells = [
@@ -172,7 +194,7 @@ def changes_table(changes: dict[str, Any]) -> Table:
             row["label"] or row["key"],
             format_value(row["previous"], unit),
             format_value(row["current"], unit),
-            _signed(row["delta"], 3),
+            _format_delta(row["delta"], unit),
             _population(row),
         )
     unchanged = len(changes["metrics"]) - len(changed)
@@ -194,11 +216,9 @@ def failures_table(failures: list[dict[str, Any]]) -> Table:
 def _dimension_cell(cell: dict[str, Any] | None) -> str:
     if cell is None or cell["level"] is None:
         return "—"
-    text = f"L{cell['level']} {_score(cell['score'])}"
     change = cell["level_change"]
-    if change:
-        text += " ▲" if change > 0 else " ▼"
-    return text
+    mark = " " if not change else ("▲" if change > 0 else "▼")
+    return f"{_score(cell['score'])}{mark}"
 
 
 def _population(row: dict[str, Any]) -> str:
@@ -206,6 +226,18 @@ def _population(row: dict[str, Any]) -> str:
     if before is None or before == now:
         return str(now)
     return f"{before} → {now}"
+
+
+def _format_delta(delta: float | None, unit: str) -> str:
+    if delta is None:
+        return ""
+    if unit == "share":
+        return f"{delta * 100:+.2f} pp"
+    if unit == "hours":
+        return f"{delta:+.2f} h"
+    if unit == "count":
+        return f"{delta:+,.0f}"
+    return f"{delta:+.3f}"
 
 
 def _score(score: float | None) -> str:

@@ -268,7 +268,7 @@ def document(levels: dict[str, int], band: str, score: float) -> dict[str, Any]:
             }
         },
         "scorecard": {
-            "overall": {"score": score, "band": band},
+            "overall": {"score": score, "band": {"name": band, "lower": 2.0}},
             "dimensions": [
                 {"key": key, "name": key.title(), "level": level}
                 for key, level in levels.items()

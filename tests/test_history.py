@@ -60,7 +60,10 @@ def scorecard(
             for key, (value, n) in metrics.items()
         },
         "scorecard": {
-            "overall": {"score": overall, "band": band},
+            "overall": {
+                "score": overall,
+                "band": None if band is None else {"name": band, "lower": 2.0},
+            },
             "dimensions": [
                 {
                     "key": key,
@@ -233,15 +236,9 @@ def test_trend_renders_tables(tmp_path: Path) -> None:
     with HistoryStore(path) as store:
         render_trend(build_trend(store, "acme"), console)
     text = console.export_text()
-    assert (
-        "│ 2025-03-03 │    2.40 │       │ Developing │      L3 3.00 │        L2 2.00 │"
-        in text
-    )
-    assert (
-        "│ 2025-03-04 │    2.80 │ +0.40 │ Defined    │    L2 2.00 ▼ │      L3 3.00 ▲ │"
-        in text
-    )
-    assert "│ sla breach rate │    25.0% │   10.0% │ -0.150 │    40 → 42 │" in text
+    assert " 2025-03-03   2.40         Developing     3.00   2.00 " in text
+    assert " 2025-03-04   2.80  +0.40  Defined       2.00▼  3.00▲ " in text
+    assert "│ sla breach rate │    25.0% │   10.0% │ -15.00 pp │    40 → 42 │" in text
     assert "1 metric(s) unchanged" in text
 
 
