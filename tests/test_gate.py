@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -318,6 +320,17 @@ def test_gate_close_date_in_org_time_zone(time_zone: str, failed: int) -> None:
     report = run_gate(tables, config, as_of=AS_OF)
     names = [f.expectation for f in report.findings]
     assert names.count("opportunities.close_date.not_before_created") == failed
+
+
+def test_gate_module_defers_great_expectations() -> None:
+    code = (
+        "import sys, expectations.gate, flows.cli; "
+        "print('great_expectations' in sys.modules)"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.strip() == "False"
 
 
 def test_gate_rejects_naive_as_of() -> None:
