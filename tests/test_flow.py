@@ -49,3 +49,48 @@ def test_score_flow_records_task_runs(prefect_harness: None) -> None:
     names = sorted(run.name.rsplit("-", 1)[0] for run in runs)
     assert names == ["audit", "extract", "gate", "load-inputs", "measure", "score"]
     assert all(run.state.is_completed() for run in runs)
+
+
+def test_score_flow_stores_history(prefect_harness: None, tmp_path: Path) -> None:
+    from flows.history import HistoryStore
+    from flows.nightly import score_flow
+
+    history = tmp_path / "history.duckdb"
+    state = score_flow(
+        demo=True,
+        demo_leads=300,
+        as_of="2025-11-01T00:00:00Z",
+        history_path=str(history),
+        return_state=True,
+    )
+
+    assert state.is_completed()
+    with HistoryStore(history) as store:
+        runs = store.completed_runs("demo")
+    assert [run.day.isoformat() for run in runs] == ["2025-11-01"]
+    assert runs[0].overall_score == state.result()["scorecard"]["overall"]["score"]
+    assert (tmp_path / "extracts" / "demo" / "2025-11-01" / "leads.parquet").is_file()
+
+
+def test_score_flow_stores_gate_failure(prefect_harness: None, tmp_path: Path) -> None:
+    from flows.history import HistoryStore
+    from flows.nightly import score_flow
+    from tests.conftest import CASES_DIR
+
+    case = CASES_DIR / "sf-export-business-hours"
+    history = tmp_path / "history.duckdb"
+    state = score_flow(
+        path=str(case),
+        config_path=str(case / "revalign.yaml"),
+        as_of="2025-07-01T00:00:00Z",
+        history_path=str(history),
+        return_state=True,
+    )
+
+    assert state.is_failed()
+    with HistoryStore(history) as store:
+        failures = store.failures("clock-rules")
+        completed = store.completed_runs("clock-rules")
+    assert [failure["day"].isoformat() for failure in failures] == ["2025-07-01"]
+    assert failures[0]["gate_passed"] is False
+    assert completed == []
