@@ -28,11 +28,7 @@ from typing import Any, Literal, TypeVar
 import polars as pl
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import (
-    SalesforceError,
-    SalesforceOperationError,
-    SalesforceResourceNotFound,
-)
+from simple_salesforce.exceptions import SalesforceError, SalesforceOperationError
 
 from config.models import OrgConfig, SalesforceConfig
 from connectors.errors import RevalignError
@@ -63,6 +59,7 @@ logger = logging.getLogger(__name__)
 # The lower bound of a split window when the query had none: no record is older.
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 BOOKKEEPING = ("Id", "IsDeleted")
+COMPOSITE_MAX = 25
 API_ERRORS = (SalesforceError, SalesforceOperationError, requests.exceptions.RequestException)
 T = TypeVar("T")
 
@@ -344,8 +341,9 @@ def plan_objects(api: ApiSession, config: OrgConfig) -> tuple[dict[str, ObjectPl
     unavailable: list[str] = []
     unreadable: list[str] = []
     errors: list[str] = []
+    described_objects = describe_objects(api, list(OBJECT_NAMES))
     for obj in OBJECT_NAMES:
-        described = describe_object(api, obj)
+        described = described_objects.get(obj)
         if described is None:
             unavailable.append(obj)
             continue
@@ -386,17 +384,42 @@ def _configured_fields(config: OrgConfig) -> dict[tuple[str, str], str]:
     return {key: value for key, value in pairs.items() if key[1]}
 
 
-def describe_object(api: ApiSession, obj: str) -> dict[str, Any] | None:
-    """Return ``describe()`` of ``obj``, or ``None`` when the user cannot query it."""
+def describe_objects(api: ApiSession, objects: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Return ``describe()`` of each object, ``None`` for one the user cannot query.
 
-    def action(client: Salesforce) -> dict[str, Any] | None:
-        try:
-            described = getattr(client, obj).describe()
-        except SalesforceResourceNotFound:
-            return None
-        return described if described.get("queryable", True) else None
+    The describes go as subrequests of one Composite API call per 25 objects,
+    which counts as a single call against the daily API limit.
+    """
+    results: dict[str, dict[str, Any] | None] = {}
+    for start in range(0, len(objects), COMPOSITE_MAX):
+        chunk = objects[start : start + COMPOSITE_MAX]
+        body = {"allOrNone": False, "compositeRequest": [_describe_request(api, o) for o in chunk]}
+        answer = api.call(
+            "describe of " + ", ".join(chunk),
+            lambda client, body=body: client.restful("composite", method="POST", json=body),
+        )
+        for item in answer["compositeResponse"]:
+            results[item["referenceId"]] = _described(item)
+    return results
 
-    return api.call(f"describe of {obj}", action)
+
+def _describe_request(api: ApiSession, obj: str) -> dict[str, str]:
+    url = f"/services/data/v{api.settings.api_version}/sobjects/{obj}/describe"
+    return {"method": "GET", "url": url, "referenceId": obj}
+
+
+def _described(item: dict[str, Any]) -> dict[str, Any] | None:
+    status, body = item["httpStatusCode"], item["body"]
+    if status == 200:
+        return body if body.get("queryable", True) else None
+    if status == 404:
+        return None
+    error = body[0] if isinstance(body, list) and body else {}
+    msg = (
+        f"describe of {item['referenceId']} failed with "
+        f"{error.get('errorCode', f'HTTP {status}')}: {error.get('message', '')}"
+    )
+    raise SalesforceApiError(msg, retryable=status >= 500)
 
 
 def _plan(obj: str, config: OrgConfig, types: dict[str, str]) -> ObjectPlan:

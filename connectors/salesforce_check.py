@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 import requests
 
 from config.models import OrgConfig
-from connectors.salesforce_api import ApiSession, ExtractOptions, describe_object
+from connectors.salesforce_api import ApiSession, ExtractOptions, describe_objects
 from connectors.salesforce_auth import build_session
 from connectors.salesforce_calls import CallMeter
 
@@ -76,8 +77,9 @@ def check_salesforce(
             session = stack.enter_context(build_session(settings))
         meter = stack.enter_context(CallMeter(settings.max_api_share).attach(session))
         api = ApiSession(settings, session, meter, options or ExtractOptions())
-        values = _picklist(api)
-        fields = _custom_fields(api, config)
+        described = describe_objects(api, ["LeadStatus", "Lead", "Account"])
+        values = _picklist(api, described["LeadStatus"])
+        fields = _custom_fields(config, described)
         instance_url = api.client().base_url.split("/services/")[0]
     mapping = config.stages.resolved()
     statuses = [StatusCheck(v, v in mapping, mapping.get(v)) for v in values]
@@ -85,24 +87,22 @@ def check_salesforce(
     return SalesforceCheck(instance_url, meter.usage_text(), statuses, fields, extra)
 
 
-def _picklist(api: ApiSession) -> list[str]:
-    described = describe_object(api, "LeadStatus") or {"fields": []}
-    names = {item["name"] for item in described["fields"]}
+def _picklist(api: ApiSession, described: dict[str, Any] | None) -> list[str]:
+    names = {item["name"] for item in (described or {"fields": []})["fields"]}
     column = "ApiName" if "ApiName" in names else "MasterLabel"
     soql = f"SELECT {column}, SortOrder FROM LeadStatus ORDER BY SortOrder"
     answer = api.call("query of LeadStatus", lambda client: client.query_all(soql))
     return [record[column] for record in answer["records"]]
 
 
-def _custom_fields(api: ApiSession, config: OrgConfig) -> list[FieldCheck]:
+def _custom_fields(
+    config: OrgConfig, described: dict[str, dict[str, Any] | None]
+) -> list[FieldCheck]:
     checks = []
-    described: dict[str, set[str]] = {}
     for setting, obj in CUSTOM_FIELDS:
         name = getattr(config.fields, setting)
         if not name:
             continue
-        if obj not in described:
-            answer = describe_object(api, obj) or {"fields": []}
-            described[obj] = {item["name"] for item in answer["fields"]}
-        checks.append(FieldCheck(setting, f"{obj}.{name}", name in described[obj]))
+        names = {item["name"] for item in (described.get(obj) or {"fields": []})["fields"]}
+        checks.append(FieldCheck(setting, f"{obj}.{name}", name in names))
     return checks

@@ -2,7 +2,8 @@
 
 It speaks the wire format that ``simple-salesforce`` 1.12 sends and reads: the
 SOAP login and the OAuth 2.0 JWT bearer token endpoint, REST ``query`` and
-``queryAll`` with ``nextRecordsUrl`` pages, ``sobjects/<object>/describe``,
+``queryAll`` with ``nextRecordsUrl`` pages, ``sobjects/<object>/describe`` (also
+as subrequests of ``composite``),
 ``limits`` and ``limits/recordCount``, and Bulk API 2.0 query jobs whose results
 come as CSV pages chained by ``Sforce-Locator``. Every API response carries a
 ``Sforce-Limit-Info`` header. Errors are injected with :meth:`FakeSalesforce.fail`.
@@ -64,30 +65,36 @@ def _parse_export_datetime(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, EXPORT_DATETIME).astimezone(dt.UTC)
 
 
-def _looks_like_datetime(values: list[str]) -> bool:
-    pattern = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{4})$")
-    return bool(values) and all(pattern.match(value) for value in values)
+DATETIME_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{4})$")
+DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+NUMBER_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 def _field_type(name: str, values: list[str]) -> str:
-    """Return the describe type of an export column from its name and values."""
+    """Return the describe type of an export column from its values, or its name when empty."""
     filled = [value for value in values if value != ""]
-    if name == "Id" or name.endswith("Id"):
-        return "id" if name == "Id" else "reference"
-    if BOOLEAN_NAMES.match(name):
+
+    def all_match(pattern: re.Pattern[str]) -> bool:
+        return bool(filled) and all(pattern.match(value) for value in filled)
+
+    if name == "Id":
+        return "id"
+    if name.endswith("Id"):
+        return "reference"
+    if BOOLEAN_NAMES.match(name) or (filled and all(v.upper() in ("TRUE", "FALSE") for v in filled)):
         return "boolean"
+    if all_match(DATE_TEXT):
+        return "date"
+    if all_match(DATETIME_TEXT):
+        return "datetime"
+    if name in NUMBER_NAMES or all_match(NUMBER_TEXT):
+        return "currency" if name in NUMBER_NAMES else "double"
+    if filled:
+        return "string"
     if name in DATE_NAMES:
         return "date"
-    if name in NUMBER_NAMES:
-        return "currency"
-    if name.endswith("Date") or name.endswith("DateTime") or name == "SystemModstamp":
+    if name.endswith(("Date", "DateTime")) or name == "SystemModstamp":
         return "datetime"
-    if filled and all(value.upper() in ("TRUE", "FALSE") for value in filled):
-        return "boolean"
-    if _looks_like_datetime(filled):
-        return "datetime"
-    if filled and all(re.match(r"^-?\d+(\.\d+)?$", value) for value in filled):
-        return "double"
     return "string"
 
 
@@ -134,7 +141,7 @@ class FakeOrg:
 
     @classmethod
     def from_export(cls, folder: Path, *, modstamp: dt.datetime = DEFAULT_MODSTAMP) -> FakeOrg:
-        """Load every ``<Object>.csv`` in ``folder``.
+        """Load every ``<Object>.csv`` in ``folder`` that has an ``Id`` column.
 
         ``IsDeleted`` and (except on history objects) ``SystemModstamp`` are added
         when the file lacks them; a missing modstamp becomes the record's
@@ -145,7 +152,8 @@ class FakeOrg:
             with path.open(encoding="utf-8-sig", newline="") as handle:
                 rows = list(csv.DictReader(handle))
                 header = list(rows[0]) if rows else next(csv.reader(path.open()), [])
-            objects[path.stem] = cls._object(path.stem, header, rows, modstamp)
+            if "Id" in header:
+                objects[path.stem] = cls._object(path.stem, header, rows, modstamp)
         return cls(objects)
 
     @staticmethod
@@ -317,7 +325,7 @@ class FakeSalesforce:
     """The HTTPS server: sessions, query cursors, bulk jobs, counters and failures.
 
     ``requests`` counts API calls by kind (``query``, ``query_more``, ``describe``,
-    ``limits``, ``record_count``, ``bulk_create``, ``bulk_poll``, ``bulk_results``,
+    ``composite``, ``limits``, ``record_count``, ``bulk_create``, ``bulk_poll``, ``bulk_results``,
     ``login``); ``rows`` counts records sent by REST and Bulk results.
     """
 
@@ -425,6 +433,13 @@ class FakeSalesforce:
         with self._lock:
             self.sessions.add(session_id)
         return session_id
+
+    def describe(self, name: str) -> tuple[int, Any]:
+        """Return the status and body of ``sobjects/<name>/describe``."""
+        obj = self.org.objects.get(name)
+        if obj is None:
+            return 404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+        return 200, obj.describe()
 
     def run_query(self, soql: str, include_deleted: bool) -> tuple[Query, list[dict[str, Any]]]:
         """Return the parsed query and its matching records, sorted as asked."""
@@ -623,11 +638,20 @@ class _Handler(BaseHTTPRequestHandler):
         handler(base, rest, params, body, token)
 
     def _describe(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
-        name = rest.split("/")[1]
-        obj = self.server_fake.org.objects.get(name)
-        if obj is None:
-            raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
-        self._json(200, obj.describe())
+        status, payload = self.server_fake.describe(rest.split("/")[1])
+        self._json(status, payload)
+
+    def _composite(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
+        fake = self.server_fake
+        answers = []
+        for request in json.loads(body)["compositeRequest"]:
+            route = re.match(r"^/services/data/v\d+\.\d/sobjects/(\w+)/describe/?$", request["url"])
+            if route is None or request["method"] != "GET":
+                raise ApiError(400, "INVALID_URL", f"unsupported subrequest {request['url']}")
+            status, payload = fake.describe(route[1])
+            answers.append({"body": payload, "httpHeaders": {}, "httpStatusCode": status,
+                            "referenceId": request["referenceId"]})  # fmt: skip
+        self._json(200, {"compositeResponse": answers})
 
     def _limits(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
         fake = self.server_fake
@@ -722,6 +746,8 @@ def _kind(method: str, rest: str) -> str:
         return "query_more" if len(parts) > 1 else "query"
     if parts[0] == "sobjects" and len(parts) == 3 and parts[2] == "describe":
         return "describe"
+    if rest == "composite" and method == "POST":
+        return "composite"
     if rest == "limits":
         return "limits"
     if rest == "limits/recordCount":
