@@ -247,14 +247,14 @@ _TITLES_BY_USER = (
 _DEPARTMENTS = ("Sales",) * _REP_COUNT + ("Marketing",) * 3 + (None, "Operations")
 # Reps hired during the year start taking leads on these dates.
 _LATE_STARTS = {10: "2025-04-14T13:00:00", 11: "2025-08-18T13:00:00"}
-# Rep index -> (deactivated at, routing rule still sending new leads until). The
-# first rep stayed in the routing rule for nine days after leaving, so those
+# Rep index -> (deactivated at, routing rule still sending new leads until).
+# Sales Rep 04 stayed in the routing rule for nine days after leaving, so those
 # handoffs went to an inactive user: routing failures.
 _DEACTIVATED = {
     3: ("2025-04-15T18:00:00", "2025-04-24T14:00:00"),
     8: ("2025-08-19T19:00:00", "2025-08-19T19:00:00"),
 }
-_TRANSFER_LEAD = 600.0  # open leads move to another rep this many seconds before
+_TRANSFER_LEAD = 600.0  # seconds before deactivation that a rep's open leads move
 # Per rep: share of routed leads (relative) and how slow their follow-up is
 # (a factor on the business hours to the first touch). Fixed, not drawn from the
 # seed, so that every seed gives a team of the same shape.
@@ -556,22 +556,28 @@ def _campaigns(ctx: _Context, staff: _Staff) -> _Campaigns:
 
 # --- leads ------------------------------------------------------------------
 
-# Handoffs at moments where SLA clocks go wrong, so even a small demo has them:
-# weekends and nights, US holidays, and both daylight-saving changes of 2024-25.
+# Handoffs pinned at moments where SLA clocks go wrong, so that even a small demo
+# has them: weekends, nights, US holidays and both daylight-saving changes of
+# 2024-25. One goes to a rep who had already left (rep index 3), and -1 lets the
+# routing choose. A demo of N leads uses the first N // 20 of them.
 _EDGE_HANDOFFS = (
-    "2024-11-02T22:15:00",  # Saturday 18:15 EDT, the night before clocks fall back
-    "2024-11-03T06:30:00",  # Sunday 01:30 EST, the repeated hour
-    "2024-11-28T19:00:00",  # Thanksgiving
-    "2024-12-25T14:30:00",  # Christmas Day
-    "2025-01-01T18:00:00",  # New Year's Day
-    "2025-03-07T22:30:00",  # Friday 17:30 EST; the clock starts after spring forward
-    "2025-03-09T07:30:00",  # Sunday 03:30 EDT, just after the skipped hour
-    "2025-05-26T15:00:00",  # Memorial Day
-    "2025-06-14T02:00:00",  # Friday 22:00 EDT
-    "2025-07-04T14:00:00",  # Independence Day
-    "2025-08-16T16:00:00",  # Saturday noon
-    "2025-09-01T19:00:00",  # Labor Day
-    "2025-10-15T06:10:00",  # Wednesday 02:10 EDT
+    ("2025-03-07T22:30:00", -1),  # Friday 17:30 EST; the clock restarts after DST
+    ("2024-11-03T06:30:00", -1),  # Sunday 01:30 EST, the repeated hour
+    ("2025-07-04T14:00:00", -1),  # Independence Day
+    ("2025-04-17T15:00:00", 3),  # routed to Sales Rep 04, deactivated two days before
+    ("2025-06-14T02:00:00", -1),  # Friday 22:00 EDT
+    ("2025-03-09T07:30:00", -1),  # Sunday 03:30 EDT, just after the skipped hour
+    ("2024-11-28T19:00:00", -1),  # Thanksgiving
+    (
+        "2024-11-02T22:15:00",
+        -1,
+    ),  # Saturday 18:15 EDT, the night before clocks fall back
+    ("2024-12-25T14:30:00", -1),  # Christmas Day
+    ("2025-01-01T18:00:00", -1),  # New Year's Day
+    ("2025-05-26T15:00:00", -1),  # Memorial Day
+    ("2025-08-16T16:00:00", -1),  # Saturday noon
+    ("2025-09-01T19:00:00", -1),  # Labor Day
+    ("2025-10-15T06:10:00", -1),  # Wednesday 02:10 EDT
 )
 
 
@@ -586,6 +592,7 @@ class _Leads:
     account: np.ndarray
     target: np.ndarray
     edge_handoff: np.ndarray  # a pinned handoff time from _EDGE_HANDOFFS, else NaN
+    edge_rep: np.ndarray  # the rep that pinned handoff goes to, -1 to let routing pick
     outbound: np.ndarray  # created by a rep prospecting, not by marketing
 
 
@@ -613,8 +620,10 @@ def _leads(
     created = np.where(created >= _AS_OF, created - _DAY, created)
 
     edge = np.full(count, _NAN)
+    edge_rep = np.full(count, -1)
     pinned = min(len(_EDGE_HANDOFFS), count // 20)
-    edge[:pinned] = [_utc_seconds(text) for text in _EDGE_HANDOFFS[:pinned]]
+    edge[:pinned] = [_utc_seconds(text) for text, _rep in _EDGE_HANDOFFS[:pinned]]
+    edge_rep[:pinned] = [rep for _text, rep in _EDGE_HANDOFFS[:pinned]]
     early = rng.exponential(900.0, count) + 60.0
     created = np.where(np.isnan(edge), created, edge - early)
     pinned_day = np.searchsorted(ctx.day_starts, created, "right") - 1
@@ -639,6 +648,7 @@ def _leads(
         account=account,
         target=accounts.is_target[account],
         edge_handoff=edge[order],
+        edge_rep=edge_rep[order],
         outbound=outbound,
     )
 
@@ -688,7 +698,7 @@ def _first_handoffs(ctx: _Context, leads: _Leads) -> np.ndarray:
 
 @dataclass(frozen=True)
 class _Routing:
-    """Who a lead went to, and its later move to another rep if there was one."""
+    """Routing of each lead: the rep it went to and any later move to another rep."""
 
     routed_at: np.ndarray
     owner: np.ndarray  # -1 when not routed
@@ -708,12 +718,18 @@ class _Routing:
 
 
 def _route(
-    ctx: _Context, staff: _Staff, start: np.ndarray, *, immediate: bool = False
+    ctx: _Context,
+    staff: _Staff,
+    start: np.ndarray,
+    *,
+    immediate: bool = False,
+    pinned: np.ndarray | None = None,
 ) -> _Routing:
     """Assign each lead to a rep at ``start``: mostly within seconds, some hours late.
 
     With ``immediate`` the rep owns the lead from ``start`` on (a lead the rep
-    created). Leads of a rep who leaves move to another rep.
+    created). ``pinned`` names a rep for some leads (-1: routing picks). Leads of
+    a rep who leaves move to another rep.
     """
     rng, count = ctx.rng, start.size
     slow = rng.random(count) < 0.05
@@ -722,6 +738,8 @@ def _route(
     )
     routed_at = _before_as_of(start + delay * (not immediate))
     owner = staff.pick(rng, routed_at, routing=True)
+    if pinned is not None:
+        owner = np.where((owner >= 0) & (pinned >= 0), pinned, owner)
 
     rep = np.maximum(owner, 0)
     transfer = np.where(owner >= 0, staff.transfer_at[rep], _NAN)
@@ -768,13 +786,14 @@ def _first_touch(
     """Return the first human sales touch: a lognormal delay in business hours."""
     rng, count = ctx.rng, routing.owner.size
     ready = routing.ready_at
-    who = routing.owner_at(ready)
-    hours = _lognormal(rng, median_hours, 0.6, count) * staff.speed[np.maximum(who, 0)]
+    first_owner = routing.owner_at(ready)
+    speed = staff.speed[np.maximum(first_owner, 0)]
+    hours = _lognormal(rng, median_hours, 0.6, count) * speed
     touched_at = ctx.business_later(ready, np.maximum(hours, 0.02))
     after_hours = rng.random(count) < 0.08
     quick = ready + rng.exponential(40 * 60.0, count)
     touched_at = np.where(after_hours, quick, touched_at)
-    touched = (rng.random(count) < touch_rate) & (who >= 0)
+    touched = (rng.random(count) < touch_rate) & (first_owner >= 0)
     return _before_as_of(np.where(touched, touched_at, _NAN))
 
 
@@ -794,7 +813,7 @@ def _decide(
     touched = ~np.isnan(touched_at)
     accept = np.where(touched, accept_rate + 0.08 * leads.target, 0.0)
     reject = accept + np.where(touched, 0.24, 0.32)
-    unmapped = reject + np.where(touched, 0.015, 0.03)
+    unmapped = reject + np.where(touched, 0.022, 0.04)
     draw = rng.random(count)
     decision = np.select(
         [draw < accept, draw < reject, draw < unmapped],
@@ -854,8 +873,9 @@ def _handoff_cycle(
     *,
     touch_rate: float,
     accept_rate: float,
+    pinned: np.ndarray | None = None,
 ) -> _Cycle:
-    routing = _route(ctx, staff, handoff_at)
+    routing = _route(ctx, staff, handoff_at, pinned=pinned)
     touched_at = _first_touch(ctx, staff, routing, touch_rate, median_hours=3.4)
     decision, decided_at, reason = _decide(ctx, leads, routing, touched_at, accept_rate)
     later = _progress(ctx, leads, decision, decided_at)
@@ -873,9 +893,15 @@ def _outbound_cycle(ctx: _Context, staff: _Staff, leads: _Leads) -> _Cycle:
     )
     no_reason = np.full(leads.count, -1)
     return _Cycle(
-        created, routing, touched_at, decision, touched_at, no_reason, *later,
+        created,
+        routing,
+        touched_at,
+        decision,
+        touched_at,
+        no_reason,
+        *later,
         is_handoff=False,
-    )  # fmt: skip
+    )
 
 
 @dataclass(frozen=True)
@@ -908,7 +934,13 @@ class _Funnel:
 def _funnel(ctx: _Context, staff: _Staff, leads: _Leads) -> _Funnel:
     rng, count = ctx.rng, leads.count
     first = _handoff_cycle(
-        ctx, staff, leads, _first_handoffs(ctx, leads), touch_rate=0.9, accept_rate=0.6
+        ctx,
+        staff,
+        leads,
+        _first_handoffs(ctx, leads),
+        touch_rate=0.9,
+        accept_rate=0.6,
+        pinned=leads.edge_rep,
     )
     comeback = first.recycled_at + _lognormal(rng, 50 * _DAY, 0.5, count)
     again = _before_as_of(np.where(rng.random(count) < 0.45, comeback, _NAN))
@@ -917,7 +949,7 @@ def _funnel(ctx: _Context, staff: _Staff, leads: _Leads) -> _Funnel:
 
     never = np.isnan(first.handoff_at) & ~leads.outbound
     draw = rng.random(count)
-    idle_status = np.where(draw < 0.003, ON_HOLD, NURTURE)
+    idle_status = np.where(draw < 0.008, ON_HOLD, NURTURE)
     idle_at = leads.created + _lognormal(rng, 25 * _DAY, 0.6, count)
     idle_at = _before_as_of(np.where(never & (draw < 0.3), idle_at, _NAN))
     return _Funnel(first, second, outbound, idle_at, idle_status)
@@ -971,21 +1003,39 @@ def _owner_changes(funnel: _Funnel, staff: _Staff, count: int) -> list[pl.DataFr
         routing = cycle.routing
         routed = ~np.isnan(routing.routed_at) & cycle.is_handoff
         changes.append(
-            _part(routed, lead=lead, at=routing.routed_at, old=staff.queue,
-                  new=routing.owner, by=staff.integration)
-        )  # fmt: skip
+            _part(
+                routed,
+                lead=lead,
+                at=routing.routed_at,
+                old=staff.queue,
+                new=routing.owner,
+                by=staff.integration,
+            )
+        )
         # A move planned after the lead converted or recycled never happened.
         moved = ~np.isnan(routing.reassigned_at)
         moved &= ~(cycle.end_at <= routing.reassigned_at)
         changes.append(
-            _part(moved, lead=lead, at=routing.reassigned_at, old=routing.owner,
-                  new=routing.new_owner, by=staff.admin)
-        )  # fmt: skip
+            _part(
+                moved,
+                lead=lead,
+                at=routing.reassigned_at,
+                old=routing.owner,
+                new=routing.new_owner,
+                by=staff.admin,
+            )
+        )
         recycled = ~np.isnan(cycle.recycled_at)
         changes.append(
-            _part(recycled, lead=lead, at=cycle.recycled_at, new=staff.queue,
-                  old=cycle.owner_at(cycle.recycled_at), by=staff.integration)
-        )  # fmt: skip
+            _part(
+                recycled,
+                lead=lead,
+                at=cycle.recycled_at,
+                new=staff.queue,
+                old=cycle.owner_at(cycle.recycled_at),
+                by=staff.integration,
+            )
+        )
     return changes
 
 
@@ -1071,10 +1121,15 @@ _STAGE_FACTS = pl.DataFrame(
         "stage": [*_OPEN_STAGES, "Closed Won", "Closed Lost"],
         "Probability": [10, 25, 50, 75, 100, 0],
         "ForecastCategory": [
-            "Pipeline", "Pipeline", "Best Case", "Commit", "Closed", "Omitted"
+            "Pipeline",
+            "Pipeline",
+            "Best Case",
+            "Commit",
+            "Closed",
+            "Omitted",
         ],
     }
-)  # fmt: skip
+)
 
 
 @dataclass(frozen=True)
@@ -1134,10 +1189,14 @@ def _opportunity_history(
     deal = np.arange(deals.lead.size)
     span = deals.close_at - deals.created
     parts = [
-        _part(deals.stages > step, deal=deal, at=deals.created + span * step / 4,
-              stage=name)
+        _part(
+            deals.stages > step,
+            deal=deal,
+            at=deals.created + span * step / 4,
+            stage=name,
+        )
         for step, name in enumerate(_OPEN_STAGES)
-    ]  # fmt: skip
+    ]
     final = np.where(deals.won, "Closed Won", "Closed Lost")
     parts.append(_part(deals.closed, deal=deal, at=deals.close_at, stage=final))
     rows = (
@@ -1250,12 +1309,14 @@ def _members(
                 "responded": responded,
                 "responded_at": responded_at,
             }
-        )  # fmt: skip
+        )
         .sort("at", "lead")
         .unique(["lead", "campaign"], keep="first", maintain_order=True)
     )
     frame = _member_frame(ctx, touches, leads, funnel, campaigns, deals)
-    converted_at = pl.Series(funnel.converted_at).gather(touches["lead"])
+    # Null, not NaN: polars orders NaN above every number, so `at < NaN` holds.
+    converted_at = pl.Series(funnel.converted_at, nan_to_null=True)
+    converted_at = converted_at.gather(touches["lead"])
     last = (
         touches.filter(pl.col("at") < converted_at)
         .group_by("lead")
@@ -1305,12 +1366,14 @@ _TASK_KINDS = pl.DataFrame(
         "TaskSubtype": ["ListEmail", "Call", "Email", "Task"],
         "Type": ["Email", "Call", "Email", "Call"],
         "Subject": [
-            "List Email: Thanks for your interest", "Call", "Email: Following up",
+            "List Email: Thanks for your interest",
+            "Call",
+            "Email: Following up",
             "Follow up",
         ],
         "CallType": [None, "Outbound", None, None],
     }
-)  # fmt: skip
+)
 
 
 def _call_or_email(rng: np.random.Generator, size: int, calls: float = 0.5):
@@ -1365,12 +1428,24 @@ def _sales_tasks(ctx: _Context, cycle: _Cycle) -> list[pl.DataFrame]:
         }
     )
     return [
-        _part(touched, lead=lead, at=cycle.touched_at, owner=first_owner,
-              kind=first_kind, open=False),
-        _part(planned, lead=lead, at=plan_at, owner=routing.owner, kind="reminder",
-              open=True),
+        _part(
+            touched,
+            lead=lead,
+            at=cycle.touched_at,
+            owner=first_owner,
+            kind=first_kind,
+            open=False,
+        ),
+        _part(
+            planned,
+            lead=lead,
+            at=plan_at,
+            owner=routing.owner,
+            kind="reminder",
+            open=True,
+        ),
         follow_ups,
-    ]  # fmt: skip
+    ]
 
 
 def _deal_tasks(ctx: _Context, funnel: _Funnel, deals: _Deals) -> pl.DataFrame:
@@ -1391,9 +1466,10 @@ def _deal_tasks(ctx: _Context, funnel: _Funnel, deals: _Deals) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class _Links:
-    """What an activity of a lead points at: after conversion, its contact and deal.
+    """Record ids an activity of a lead names: after conversion, contact and deal.
 
-    Salesforce moves a lead's activities to the new contact when it converts.
+    Lead conversion moves the lead's activities to its new contact, so the
+    export shows them under the contact's id.
     """
 
     leads: _Leads
@@ -1415,31 +1491,38 @@ class _Links:
         return _gather(self.accounts.ids, account)
 
 
-def _tasks(
-    ctx: _Context, staff: _Staff, funnel: _Funnel, links: _Links
+def _task_rows(
+    ctx: _Context, staff: _Staff, funnel: _Funnel, deals: _Deals
 ) -> pl.DataFrame:
-    rng = ctx.rng
+    """Return every task as (lead, at, owner, kind, open, logged), in logged order."""
     parts = []
     for cycle in funnel.cycles:
         parts += _automated_tasks(ctx, staff, cycle) + _sales_tasks(ctx, cycle)
-    parts.append(_deal_tasks(ctx, funnel, links.deals))
+    parts.append(_deal_tasks(ctx, funnel, deals))
     rows = pl.concat([p.with_columns(pl.col("owner").cast(pl.Int64)) for p in parts])
+
     # A completed task is logged a little after the call or e-mail it records.
-    is_open = rows["open"].to_numpy()
-    logged = rows["at"].to_numpy() + np.where(
-        is_open, 0.0, rng.uniform(5, 90, rows.height)
-    )
-    rows = (
+    delay = ctx.rng.uniform(5, 90, rows.height)
+    logged = rows["at"].to_numpy() + np.where(rows["open"].to_numpy(), 0.0, delay)
+    return (
         rows.with_columns(logged=logged)
         .sort("logged", "lead")
         .join(_TASK_KINDS, on="kind", how="left", maintain_order="left")
     )
+
+
+def _tasks(
+    ctx: _Context, staff: _Staff, funnel: _Funnel, links: _Links
+) -> pl.DataFrame:
+    rows = _task_rows(ctx, staff, funnel, links.deals)
     lead, at = rows["lead"].to_numpy(), rows["at"].to_numpy()
     is_open = rows["open"].to_numpy()
     calls = (rows["kind"] == "call").to_numpy() & ~is_open
-    duration = np.where(calls, np.round(_lognormal(rng, 200, 0.7, rows.height)), _NAN)
+    duration = np.round(_lognormal(ctx.rng, 200, 0.7, rows.height))
+    duration = pl.Series(np.where(calls, duration, _NAN), nan_to_null=True)
     owner = _gather(staff.ids, rows["owner"].to_numpy())
     logged_at = _datetimes(rows["logged"].to_numpy())
+
     return pl.DataFrame(
         {
             "Id": ctx.new_ids("00T", rows.height),
@@ -1455,9 +1538,7 @@ def _tasks(
             "TaskSubtype": rows["TaskSubtype"],
             "Type": rows["Type"],
             "CallType": rows["CallType"],
-            "CallDurationInSeconds": pl.Series(duration, nan_to_null=True).cast(
-                pl.Int64
-            ),
+            "CallDurationInSeconds": duration.cast(pl.Int64),
             "CompletedDateTime": _datetimes(np.where(is_open, _NAN, at)),
             "CreatedDate": logged_at,
             "CreatedById": owner,
@@ -1484,14 +1565,28 @@ def _cycle_meetings(ctx: _Context, cycle: _Cycle) -> list[pl.DataFrame]:
     )
     booked = np.where(rng.random(count) < chance, cycle.decided_at, _NAN)
     discovery = _meeting_starts(ctx, booked, rng.uniform(2, 20, count))
-    shown = np.where(rng.random(count) < 0.8, cycle.qualified_at, _NAN)
-    demo = _meeting_starts(ctx, shown, rng.uniform(1, 12, count))
+    demo_after = np.where(rng.random(count) < 0.8, cycle.qualified_at, _NAN)
+    demo = _meeting_starts(ctx, demo_after, rng.uniform(1, 12, count))
     return [
-        _part(~np.isnan(discovery), lead=lead, start=discovery, booked=cycle.decided_at,
-              owner=cycle.owner_at(discovery), subject="Discovery Call", minutes=30),
-        _part(~np.isnan(demo), lead=lead, start=demo, booked=cycle.qualified_at,
-              owner=cycle.owner_at(demo), subject="Product Demo", minutes=60),
-    ]  # fmt: skip
+        _part(
+            ~np.isnan(discovery),
+            lead=lead,
+            start=discovery,
+            booked=cycle.decided_at,
+            owner=cycle.owner_at(discovery),
+            subject="Discovery Call",
+            minutes=30,
+        ),
+        _part(
+            ~np.isnan(demo),
+            lead=lead,
+            start=demo,
+            booked=cycle.qualified_at,
+            owner=cycle.owner_at(demo),
+            subject="Product Demo",
+            minutes=60,
+        ),
+    ]
 
 
 def _deal_meetings(ctx: _Context, funnel: _Funnel, deals: _Deals) -> pl.DataFrame:
@@ -1501,10 +1596,14 @@ def _deal_meetings(ctx: _Context, funnel: _Funnel, deals: _Deals) -> pl.DataFram
     start = _meeting_starts(ctx, at, rng.uniform(0.5, 4, rows.size))
     lead = deals.lead[rows]
     return _part(
-        ~np.isnan(start), lead=lead, start=start, booked=deals.created[rows],
-        owner=funnel.converting_owner_at(start, lead), subject="Proposal Review",
+        ~np.isnan(start),
+        lead=lead,
+        start=start,
+        booked=deals.created[rows],
+        owner=funnel.converting_owner_at(start, lead),
+        subject="Proposal Review",
         minutes=60,
-    )  # fmt: skip
+    )
 
 
 def _events(
@@ -1617,17 +1716,17 @@ class _LeadInputs:
     sources: pl.Series
 
 
-def _lead_frame(ctx: _Context, given: _LeadInputs) -> pl.DataFrame:
-    leads, funnel, links = given.leads, given.funnel, given.links
+def _lead_frame(ctx: _Context, inputs: _LeadInputs) -> pl.DataFrame:
+    leads, funnel, links = inputs.leads, inputs.funnel, inputs.links
     count = leads.count
     first, second = funnel.first, funnel.second
     # The field keeps the reason of the latest rejection that had one.
     reason = np.where(second.reason >= 0, second.reason, first.reason)
     deal = links.deals.of_lead
-    by_lead = given.history.group_by("_lead").agg(pl.col("_at").max()).sort("_lead")
+    by_lead = inputs.history.group_by("_lead").agg(pl.col("_at").max()).sort("_lead")
     modified = _datetimes(by_lead["_at"].to_numpy())
     accounts = links.accounts
-    people = given.people
+    people = inputs.people
     return pl.DataFrame(
         {
             "Id": leads.ids,
@@ -1640,11 +1739,11 @@ def _lead_frame(ctx: _Context, given: _LeadInputs) -> pl.DataFrame:
             "Company": accounts.names.gather(leads.account),
             "Email": people["Email"],
             "Phone": people["Phone"],
-            "LeadSource": given.sources,
-            "Status": pl.Series(_STATUSES).gather(given.final_status),
+            "LeadSource": inputs.sources,
+            "Status": pl.Series(_STATUSES).gather(inputs.final_status),
             "Industry": np.array(_INDUSTRIES)[accounts.industry[leads.account]],
             "OwnerId": _gather(
-                given.staff.ids, _final_owner(funnel, given.staff, count)
+                inputs.staff.ids, _final_owner(funnel, inputs.staff, count)
             ),
             "IsConverted": deal >= 0,
             "ConvertedDate": ctx.local_dates(funnel.converted_at),
@@ -1653,7 +1752,7 @@ def _lead_frame(ctx: _Context, given: _LeadInputs) -> pl.DataFrame:
             "ConvertedOpportunityId": _gather(links.deals.opportunity_ids, deal),
             "CreatedDate": _datetimes(leads.created),
             "CreatedById": _gather(
-                given.staff.ids, _creators(funnel, given.staff, leads)
+                inputs.staff.ids, _creators(funnel, inputs.staff, leads)
             ),
             "LastModifiedDate": modified,
             "SystemModstamp": modified,
@@ -1664,18 +1763,18 @@ def _lead_frame(ctx: _Context, given: _LeadInputs) -> pl.DataFrame:
 
 
 def _opportunity_frame(
-    ctx: _Context, given: _LeadInputs, deal_campaign: pl.Series, last_change: pl.Series
+    ctx: _Context, inputs: _LeadInputs, deal_campaign: pl.Series, last_change: pl.Series
 ) -> pl.DataFrame:
-    deals, accounts, staff = given.links.deals, given.links.accounts, given.staff
+    deals, accounts, staff = inputs.links.deals, inputs.links.accounts, inputs.staff
     count = deals.lead.size
     as_of = np.full(count, _AS_OF)
-    owner_now = given.funnel.converting_owner_at(as_of, deals.lead)
-    converter = given.funnel.converting_owner_at(deals.created, deals.lead)
+    owner_now = inputs.funnel.converting_owner_at(as_of, deals.lead)
+    converter = inputs.funnel.converting_owner_at(deals.created, deals.lead)
     open_stage = np.array(_OPEN_STAGES)[deals.stages - 1]
     closed_stage = np.where(deals.won, "Closed Won", "Closed Lost")
     stage = pl.DataFrame({"stage": np.where(deals.closed, closed_stage, open_stage)})
     facts = stage.join(_STAGE_FACTS, on="stage", how="left", maintain_order="left")
-    account = given.leads.account[deals.lead]
+    account = inputs.leads.account[deals.lead]
     return pl.DataFrame(
         {
             "Id": deals.opportunity_ids,
@@ -1690,7 +1789,7 @@ def _opportunity_frame(
             "IsClosed": deals.closed,
             "IsWon": deals.won,
             "ForecastCategoryName": facts["ForecastCategory"],
-            "LeadSource": given.sources.gather(deals.lead),
+            "LeadSource": inputs.sources.gather(deals.lead),
             "CampaignId": deal_campaign,
             "OwnerId": _gather(staff.ids, owner_now),
             "CreatedDate": _datetimes(deals.created),
@@ -1701,33 +1800,33 @@ def _opportunity_frame(
 
 
 def _deal_frames(
-    ctx: _Context, given: _LeadInputs, deal_campaign: pl.Series
+    ctx: _Context, inputs: _LeadInputs, deal_campaign: pl.Series
 ) -> dict[str, pl.DataFrame]:
     """Return the Opportunity, OpportunityHistory, Contact and role frames."""
-    deals, accounts, staff = given.links.deals, given.links.accounts, given.staff
+    deals, accounts, staff = inputs.links.deals, inputs.links.accounts, inputs.staff
     count = deals.lead.size
-    converter = given.funnel.converting_owner_at(deals.created, deals.lead)
+    converter = inputs.funnel.converting_owner_at(deals.created, deals.lead)
     history = _opportunity_history(ctx, deals, staff, converter)
-    last_change = (
-        pl.DataFrame({"Id": deals.opportunity_ids})
-        .join(
-            history.group_by("OpportunityId").agg(pl.col("CreatedDate").max()),
-            left_on="Id", right_on="OpportunityId", how="left", maintain_order="left",
-        )["CreatedDate"]
-    )  # fmt: skip
-    person = given.people[deals.lead]
+    last_change = pl.DataFrame({"Id": deals.opportunity_ids}).join(
+        history.group_by("OpportunityId").agg(pl.col("CreatedDate").max()),
+        left_on="Id",
+        right_on="OpportunityId",
+        how="left",
+        maintain_order="left",
+    )["CreatedDate"]
+    person = inputs.people[deals.lead]
     contacts = pl.DataFrame(
         {
             "Id": deals.contact_ids,
             "IsDeleted": _false(count),
-            "AccountId": accounts.ids.gather(given.leads.account[deals.lead]),
+            "AccountId": accounts.ids.gather(inputs.leads.account[deals.lead]),
             "FirstName": person["FirstName"],
             "LastName": person["LastName"],
             "Name": person["Name"],
             "Title": person["Title"],
             "Email": person["Email"],
             "Phone": person["Phone"],
-            "LeadSource": given.sources.gather(deals.lead),
+            "LeadSource": inputs.sources.gather(deals.lead),
             "OwnerId": _gather(staff.ids, converter),
             "CreatedDate": _datetimes(deals.created),
             "SystemModstamp": _datetimes(deals.created),
@@ -1746,7 +1845,7 @@ def _deal_frames(
         }
     )
     return {
-        "Opportunity": _opportunity_frame(ctx, given, deal_campaign, last_change),
+        "Opportunity": _opportunity_frame(ctx, inputs, deal_campaign, last_change),
         "OpportunityHistory": history,
         "Contact": contacts,
         "OpportunityContactRole": contact_roles,
@@ -1866,13 +1965,25 @@ class DemoOrg:
 
 
 def _write(folder: Path, frames: dict[str, pl.DataFrame]) -> DemoOrg:
+    """Write the CSV files, the survey and the config; raise InputError on failure."""
+    try:
+        return _write_files(folder, frames)
+    except OSError as exc:
+        msg = (
+            f"cannot write the demo export to {str(folder)!r}: {exc.strerror}; "
+            f"choose a folder you can write to"
+        )
+        raise InputError(msg) from None
+
+
+def _write_files(folder: Path, frames: dict[str, pl.DataFrame]) -> DemoOrg:
     folder.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
     counts: dict[str, int] = {}
     for name, frame in frames.items():
         paths[name] = folder / f"{name}.csv"
         counts[name] = frame.height
-        # The weekly data export quotes every field, empty ones too.
+        # Every field is quoted, empty ones too, so the reader meets quoted fields.
         _export_text(frame).write_csv(paths[name], quote_style="always")
     survey = survey_frame()
     paths["survey"] = folder / "survey.csv"
@@ -1894,7 +2005,8 @@ def generate_demo(folder: Path, *, leads: int = 5000, seed: int = 7) -> DemoOrg:
     ``leads`` sets the number of Lead records; accounts, campaign members,
     activities and deals scale with it. The same ``leads`` and ``seed`` write
     byte-identical files. Files of the same names in ``folder`` are replaced.
-    Raises :class:`InputError` when ``leads`` is below 1.
+    Raises :class:`InputError` when ``leads`` is below 1 or the folder cannot be
+    written.
     """
     if leads < 1:
         msg = f"invalid number of demo leads {leads!r}; pass 1 or more"
@@ -1910,20 +2022,26 @@ def generate_demo(folder: Path, *, leads: int = 5000, seed: int = 7) -> DemoOrg:
 
     history, final_status = _lead_history(ctx, funnel, staff, lead_table)
     members = _members(ctx, lead_table, funnel, campaigns, deals)
-    given = _LeadInputs(
-        lead_table, funnel, staff, links, _people(ctx.rng, leads), history,
-        final_status, members.lead_source,
-    )  # fmt: skip
+    inputs = _LeadInputs(
+        lead_table,
+        funnel,
+        staff,
+        links,
+        _people(ctx.rng, leads),
+        history,
+        final_status,
+        members.lead_source,
+    )
     frames = {
         "User": staff.frame,
         "Account": _account_frame(ctx, staff, accounts, links),
         "Campaign": campaigns.frame,
-        "Lead": _lead_frame(ctx, given),
+        "Lead": _lead_frame(ctx, inputs),
         "LeadHistory": history,
         "CampaignMember": members.frame,
         "Task": _tasks(ctx, staff, funnel, links),
         "Event": _events(ctx, staff, funnel, links),
-        **_deal_frames(ctx, given, members.deal_campaign),
+        **_deal_frames(ctx, inputs, members.deal_campaign),
     }
     demo = _write(folder, frames)
     logger.info("wrote the demo export to %s: %d leads, seed %d", folder, leads, seed)

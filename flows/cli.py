@@ -164,3 +164,7 @@ app.command("history")(history_command)
 from flows.serve_cli import serve_command  # noqa: E402
 
 app.command("serve")(serve_command)
+
+from flows.demo_cli import demo_command  # noqa: E402
+
+app.command("demo")(demo_command)
