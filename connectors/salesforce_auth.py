@@ -1,11 +1,11 @@
 """Salesforce credentials and login.
 
-Three modes, chosen by ``salesforce.auth`` in the org config: ``password``
-(username, password and security token through the SOAP login), ``jwt`` (the
-OAuth 2.0 JWT bearer flow with a connected app's consumer key and private key
-file) and ``session`` (an existing session id for ``salesforce.base_url``).
+``salesforce.auth`` in the org config picks one of three modes. ``password``
+sends the username, password and security token to the SOAP login. ``jwt`` uses
+the OAuth 2.0 JWT bearer flow with a connected app's consumer key and private
+key file. ``session`` reuses an existing session id for ``salesforce.base_url``.
 Secrets come from environment variables, or from Prefect Secret blocks named in
-the config, and never appear in logs or error messages.
+the config, and this module puts none of them in logs or error messages.
 """
 
 from __future__ import annotations
@@ -76,29 +76,35 @@ def login_url(settings: SalesforceConfig) -> str:
 
 
 class _ConfiguredCaSession(requests.Session):
-    """A session whose own ``verify`` wins over ``REQUESTS_CA_BUNDLE``.
+    """A session whose own ``verify`` takes precedence over ``REQUESTS_CA_BUNDLE``.
 
-    requests 2.x lets that variable replace a session's CA bundle; here the
-    bundle named in the org config is the one used, and proxies still come
-    from the environment.
+    requests 2.32 lets that variable replace a session's CA bundle. Here the
+    bundle named in the org config is used, while proxies still come from the
+    environment.
     """
 
     def merge_environment_settings(self, url, proxies, stream, verify, cert):  # type: ignore[no-untyped-def]
-        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        settings = super().merge_environment_settings(
+            url, proxies, stream, verify, cert
+        )
         if verify is None:
             settings["verify"] = self.verify
         return settings
 
 
 def build_session(settings: SalesforceConfig) -> requests.Session:
-    """Return a ``requests.Session`` that verifies TLS, with the CA bundle if one is set."""
+    """Return a ``requests.Session`` that verifies TLS against the configured CA bundle.
+
+    Without ``salesforce.ca_bundle`` the system's certificates are used.
+    """
     if settings.ca_bundle is None:
         return requests.Session()
     session = _ConfiguredCaSession()
     if not settings.ca_bundle.is_file():
         msg = (
-            f"CA bundle {str(settings.ca_bundle)!r} not found; set salesforce.ca_bundle "
-            f"to a PEM file, or remove it to use the system certificates"
+            f"CA bundle {str(settings.ca_bundle)!r} not found. Set "
+            f"salesforce.ca_bundle to a PEM file, or remove it to use the system "
+            f"certificates"
         )
         raise SalesforceAuthError(msg)
     session.verify = str(settings.ca_bundle)
@@ -116,8 +122,8 @@ def read_credentials(
     if settings.auth == "session":
         if not settings.base_url:
             msg = (
-                "salesforce.auth is 'session' but salesforce.base_url is not set; set it "
-                "to the instance URL the session belongs to, such as "
+                "salesforce.auth is 'session' but salesforce.base_url is not set. "
+                "Set it to the instance URL the session belongs to, such as "
                 "'https://acme.my.salesforce.com'"
             )
             raise SalesforceAuthError(msg)
@@ -130,7 +136,9 @@ def read_credentials(
             SecretStr(_secret(settings, "security_token", environ)),
         )
     return JwtCredentials(
-        username, _secret(settings, "consumer_key", environ), SecretStr(_private_key(settings))
+        username,
+        _secret(settings, "consumer_key", environ),
+        SecretStr(_private_key(settings)),
     )
 
 
@@ -157,7 +165,10 @@ def _read_secret_block(block: str, name: str) -> str:
     try:
         value = Secret.load(block).get()
     except ValueError as exc:
-        msg = f"Prefect Secret block {block!r} for the Salesforce {name} cannot be loaded: {exc}"
+        msg = (
+            f"Prefect Secret block {block!r} for the Salesforce {name} cannot be "
+            f"loaded ({exc}); check salesforce.secret_blocks.{name}"
+        )
         raise SalesforceAuthError(msg) from None
     return str(value)
 
@@ -166,21 +177,27 @@ def _private_key(settings: SalesforceConfig) -> str:
     path = settings.private_key_file
     if path is None:
         msg = (
-            "salesforce.auth is 'jwt' but salesforce.private_key_file is not set; set it "
-            "to the PEM private key of the connected app's certificate"
+            "salesforce.auth is 'jwt' but salesforce.private_key_file is not set. "
+            "Set it to the PEM private key of the connected app's certificate"
         )
         raise SalesforceAuthError(msg)
     try:
         return path.read_text(encoding="ascii")
     except (OSError, UnicodeDecodeError) as exc:
-        msg = f"cannot read private key file {str(path)!r} ({exc}); check salesforce.private_key_file"
+        msg = (
+            f"cannot read private key file {str(path)!r} ({exc}); check "
+            f"salesforce.private_key_file"
+        )
         raise SalesforceAuthError(msg) from None
 
 
 def login(
     settings: SalesforceConfig, credentials: Credentials, session: requests.Session
 ) -> Login:
-    """Start a session with ``credentials``; raises :class:`SalesforceAuthError` on rejection."""
+    """Start a session with ``credentials`` and return its id and instance URL.
+
+    Raises :class:`SalesforceAuthError` when Salesforce rejects the login.
+    """
     if isinstance(credentials, SessionCredentials):
         return Login(credentials.session_id, login_url(settings))
     try:
@@ -210,8 +227,10 @@ def _jwt_login(
     settings: SalesforceConfig, credentials: JwtCredentials, session: requests.Session
 ) -> tuple[str, str]:
     # The audience is the login server, also when the token endpoint is a My Domain.
-    audience = "https://test.salesforce.com" if settings.domain == "test" else (
-        "https://login.salesforce.com"
+    audience = (
+        "https://test.salesforce.com"
+        if settings.domain == "test"
+        else ("https://login.salesforce.com")
     )
     claims = {
         "iss": credentials.consumer_key,
@@ -224,16 +243,23 @@ def _jwt_login(
             claims, credentials.private_key.get_secret_value(), algorithm="RS256"
         )
     except (ValueError, TypeError, jwt.PyJWTError) as exc:
-        msg = f"the private key in salesforce.private_key_file cannot sign a JWT ({exc})"
+        msg = (
+            f"the private key in salesforce.private_key_file cannot sign a JWT ({exc})"
+        )
         raise SalesforceAuthError(msg) from None
-    data = {"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer", "assertion": assertion}
+    data = {
+        "grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        "assertion": assertion,
+    }
     token_url = f"{login_url(settings)}/services/oauth2/token"
     return token_login(
         token_url, data, settings.domain, credentials.consumer_key, None, None, session
     )
 
 
-def connect(settings: SalesforceConfig, live: Login, session: requests.Session) -> Salesforce:
+def connect(
+    settings: SalesforceConfig, live: Login, session: requests.Session
+) -> Salesforce:
     """Return a ``Salesforce`` client bound to ``live`` that never logs in by itself.
 
     The client is built from the session id, so an expired session surfaces as

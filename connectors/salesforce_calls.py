@@ -11,7 +11,7 @@ import re
 import time
 import urllib.parse
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import requests
@@ -23,11 +23,21 @@ logger = logging.getLogger(__name__)
 
 LIMIT_INFO = re.compile(r"api-usage=(\d+)/(\d+)")
 RETRYABLE_CODES = {"REQUEST_LIMIT_EXCEEDED", "SERVER_UNAVAILABLE", "UNABLE_TO_LOCK_ROW"}
-SECRET_PARAMS = {"access_token", "assertion", "client_secret", "password", "session_id", "sid"}
+SECRET_PARAMS = {
+    "access_token",
+    "assertion",
+    "client_secret",
+    "password",
+    "session_id",
+    "sid",
+}
 
 
 class SalesforceApiError(RevalignError):
-    """Raised when a Salesforce API call fails for good; ``retryable`` says if a later run may pass."""
+    """Raised when a Salesforce API call fails after its retries, or cannot succeed.
+
+    ``retryable`` is true when a later run may succeed.
+    """
 
     exit_code = 4
 
@@ -37,12 +47,12 @@ class SalesforceApiError(RevalignError):
 
 
 class ApiBudgetExceeded(SalesforceApiError):
-    """Raised before a call once the org's daily API usage reaches the configured share."""
+    """Raised once the org's daily API usage reaches the configured share."""
 
 
 @dataclass
 class RetryPolicy:
-    """Bounded exponential backoff: ``base_seconds * 2**attempt``, at most ``max_seconds``.
+    """Bounded exponential backoff of ``base_seconds * 2**attempt`` seconds.
 
     A ``Retry-After`` header replaces the computed delay, still capped at
     ``max_seconds``. ``attempts`` counts tries, the first one included.
@@ -74,7 +84,6 @@ class CallMeter:
     used: int | None = None
     limit: int | None = None
     retry_after: float | None = None
-    by_path: dict[str, int] = field(default_factory=dict)
     _session: requests.Session | None = None
 
     def attach(self, session: requests.Session) -> CallMeter:
@@ -101,16 +110,18 @@ class CallMeter:
             return "unknown"
         return f"{self.used:,} of {self.limit:,} ({self.used / self.limit:.0%})"
 
-    def _on_response(self, response: requests.Response, *args: Any, **kwargs: Any) -> None:
+    def _on_response(
+        self, response: requests.Response, *args: Any, **kwargs: Any
+    ) -> None:
         self.calls += 1
-        path = _path_kind(response.request.url or "")
-        self.by_path[path] = self.by_path.get(path, 0) + 1
         url = urllib.parse.urlsplit(response.request.url or "")
         logger.info(
             "Salesforce %s %s -> %d (%.2f s)",
-            response.request.method, url._replace(query="").geturl(),
-            response.status_code, response.elapsed.total_seconds(),
-        )  # fmt: skip
+            response.request.method,
+            url._replace(query="").geturl(),
+            response.status_code,
+            response.elapsed.total_seconds(),
+        )
         if url.query:
             logger.debug("parameters: %s", redact(url.geturl()))
         self.retry_after = _retry_after(response)
@@ -124,9 +135,9 @@ class CallMeter:
     def _stop(self) -> None:
         msg = (
             f"stopped before exceeding the API budget: the org has used "
-            f"{self.usage_text()} of its daily API requests, and salesforce."
-            f"max_api_share allows {self.max_share:.0%}; nothing was stored. Run again "
-            f"when usage falls (the count covers the last 24 hours) or raise the share"
+            f"{self.usage_text()} of its daily API requests, and "
+            f"salesforce.max_api_share allows {self.max_share:.0%}. Run again when "
+            f"usage falls (Salesforce counts a rolling 24 hours), or raise the share"
         )
         raise ApiBudgetExceeded(msg, retryable=True)
 
@@ -138,11 +149,6 @@ def redact(url: str) -> str:
     safe = [(k, "***" if k.lower() in SECRET_PARAMS else v) for k, v in params]
     query = urllib.parse.urlencode(safe)
     return urllib.parse.urlunsplit(parts._replace(query=query))
-
-
-def _path_kind(url: str) -> str:
-    path = urllib.parse.urlsplit(url).path
-    return re.sub(r"/v\d+\.\d/", "/vXX.X/", path)
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -169,10 +175,12 @@ def error_code(exc: SalesforceError) -> str:
 
 
 def classify(exc: Exception) -> Failure:
-    """Return what to do after ``exc``: log in again, retry, split the window, or stop."""
+    """Return the next step after ``exc``: log in, retry, split the window or stop."""
     if isinstance(exc, requests.exceptions.SSLError):
         return "fatal"
-    if isinstance(exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout):
+    if isinstance(
+        exc, requests.exceptions.ConnectionError | requests.exceptions.Timeout
+    ):
         return "retry"
     if not isinstance(exc, SalesforceError):
         return "fatal"
@@ -186,10 +194,12 @@ def classify(exc: Exception) -> Failure:
     return "fatal"
 
 
-def describe_failure(exc: Exception, what: str) -> str:
-    """Return a one-line account of ``exc`` for an error message about ``what``."""
+def describe_failure(exc: Exception, operation: str) -> str:
+    """Return one line saying that ``operation`` failed, with the error code."""
     if isinstance(exc, SalesforceError):
         code = error_code(exc) or f"HTTP {exc.status}"
-        detail = exc.content[0].get("message", "") if isinstance(exc.content, list) and exc.content else ""
-        return f"{what} failed with {code}: {detail}".rstrip(": ")
-    return f"{what} failed: {type(exc).__name__}: {exc}"
+        content = exc.content
+        first = content[0] if isinstance(content, list) and content else None
+        detail = first.get("message", "") if isinstance(first, dict) else ""
+        return f"{operation} failed with {code}: {detail}".rstrip(": ")
+    return f"{operation} failed: {type(exc).__name__}: {exc}"

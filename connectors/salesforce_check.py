@@ -15,9 +15,10 @@ from typing import Any
 import requests
 
 from config.models import OrgConfig
-from connectors.salesforce_api import ApiSession, ExtractOptions, describe_objects
+from connectors.salesforce_api import describe_objects
 from connectors.salesforce_auth import build_session
 from connectors.salesforce_calls import CallMeter
+from connectors.salesforce_session import ApiSession, ExtractOptions
 
 CUSTOM_FIELDS = (
     ("lead_score", "Lead"),
@@ -58,7 +59,9 @@ class SalesforceCheck:
     @property
     def passed(self) -> bool:
         """Return true when every status value is mapped and every field is readable."""
-        return all(s.mapped for s in self.statuses) and all(f.readable for f in self.fields)
+        return all(s.mapped for s in self.statuses) and all(
+            f.readable for f in self.fields
+        )
 
 
 def check_salesforce(
@@ -67,7 +70,7 @@ def check_salesforce(
     session: requests.Session | None = None,
     options: ExtractOptions | None = None,
 ) -> SalesforceCheck:
-    """Connect to the org in ``config`` and compare its picklist and fields with the config.
+    """Compare the org's Lead Status picklist and custom fields with ``config``.
 
     Raises the connector's errors (auth, API, budget) like an extraction does.
     """
@@ -103,6 +106,8 @@ def _custom_fields(
         name = getattr(config.fields, setting)
         if not name:
             continue
-        names = {item["name"] for item in (described.get(obj) or {"fields": []})["fields"]}
+        names = {
+            item["name"] for item in (described.get(obj) or {"fields": []})["fields"]
+        }
         checks.append(FieldCheck(setting, f"{obj}.{name}", name in names))
     return checks

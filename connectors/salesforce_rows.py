@@ -18,7 +18,9 @@ NUMBER_TYPES = {"double", "currency", "percent", "int", "long"}
 EXPORT_DATETIME = "%Y-%m-%dT%H:%M:%S%.3f+0000"
 
 
-def frame_from_records(records: list[dict[str, Any]], types: Mapping[str, str]) -> pl.DataFrame:
+def frame_from_records(
+    records: list[dict[str, Any]], types: Mapping[str, str]
+) -> pl.DataFrame:
     """Build a string frame with one column per field in ``types`` from REST records."""
     schema = {name: _json_dtype(kind) for name, kind in types.items()}
     frame = pl.from_dicts(records, schema=schema, strict=False)
@@ -39,7 +41,9 @@ def export_text(frame: pl.DataFrame, types: Mapping[str, str]) -> pl.DataFrame:
     ``types`` maps each field to its describe type (``boolean``, ``datetime``,
     ``currency`` and so on).
     """
-    expressions = [_export_expression(name, types.get(name, "string")) for name in frame.columns]
+    expressions = [
+        _export_expression(name, types.get(name, "string")) for name in frame.columns
+    ]
     return frame.with_columns(expressions)
 
 
@@ -49,7 +53,9 @@ def _export_expression(name: str, kind: str) -> pl.Expr:
         return text.str.to_uppercase().alias(name)
     if kind in NUMBER_TYPES:
         number = text.cast(pl.Float64, strict=False)
-        whole = number.is_not_null() & (number == number.floor()) & (number.abs() < 2**53)
+        whole = (
+            number.is_not_null() & (number == number.floor()) & (number.abs() < 2**53)
+        )
         return (
             pl.when(whole)
             .then(number.cast(pl.Int64, strict=False).cast(pl.String))

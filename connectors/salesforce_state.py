@@ -67,8 +67,8 @@ class StateStore:
             return _state_from_json(data)
         except (OSError, ValueError, KeyError, TypeError) as exc:
             msg = (
-                f"stored Salesforce state {str(path)!r} is unreadable ({exc}); run again "
-                f"with a full refresh to rebuild it"
+                f"stored Salesforce state {str(path)!r} is unreadable ({exc}). Run "
+                f"again with a full refresh to rebuild it"
             )
             raise SalesforceStateError(msg) from None
 
@@ -80,7 +80,9 @@ class StateStore:
         try:
             return pl.read_parquet(path)
         except (OSError, pl.exceptions.ComputeError) as exc:
-            msg = f"stored rows {str(path)!r} are unreadable ({exc}); run a full refresh"
+            msg = (
+                f"stored rows {str(path)!r} are unreadable ({exc}); run a full refresh"
+            )
             raise SalesforceStateError(msg) from None
 
     def save(
@@ -89,7 +91,7 @@ class StateStore:
         frames: dict[str, pl.DataFrame],
         extracted_at: dt.datetime,
     ) -> None:
-        """Write a new snapshot and switch ``state.json`` to it, then drop older snapshots."""
+        """Write a new snapshot, point ``state.json`` at it and remove older ones."""
         self.folder.mkdir(parents=True, exist_ok=True)
         snapshot = f"snapshot-{extracted_at:%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         staging = self.folder / f"{snapshot}.partial"
@@ -100,7 +102,9 @@ class StateStore:
 
         state = StoredState(snapshot, extracted_at, objects)
         partial = self.folder / f"{STATE_FILE}.partial"
-        partial.write_text(json.dumps(_state_to_json(state), indent=2), encoding="utf-8")
+        partial.write_text(
+            json.dumps(_state_to_json(state), indent=2), encoding="utf-8"
+        )
         os.replace(partial, self.folder / STATE_FILE)
         self._remove_other_snapshots(snapshot)
         logger.info("stored Salesforce state %s in %s", snapshot, self.folder)
@@ -130,7 +134,9 @@ def _state_to_json(state: StoredState) -> dict:
 
 def _state_from_json(data: dict) -> StoredState:
     if data.get("version") != STATE_VERSION:
-        raise ValueError(f"state version {data.get('version')!r}, expected {STATE_VERSION}")
+        raise ValueError(
+            f"state version {data.get('version')!r}, expected {STATE_VERSION}"
+        )
     objects = {
         name: ObjectState(
             fields=tuple(item["fields"]),

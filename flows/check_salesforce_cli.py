@@ -24,7 +24,7 @@ def check_salesforce_command(
         Path, typer.Option(help="Org config YAML with a salesforce section.")
     ],
 ) -> None:
-    """Connect to Salesforce; list the Lead Status values and custom fields the config uses."""
+    """Connect to Salesforce and check the status mapping and custom fields."""
     from config.models import load_config
     from connectors.salesforce_check import check_salesforce
 
@@ -47,7 +47,8 @@ def check_salesforce_command(
     console.print(statuses)
     if result.mapped_not_in_picklist:
         console.print(
-            "mapped but not in the picklist: " + ", ".join(result.mapped_not_in_picklist),
+            "mapped but not in the picklist: "
+            + ", ".join(result.mapped_not_in_picklist),
             highlight=False,
             markup=False,
         )

@@ -39,7 +39,13 @@ ORG_ID = "00D5g00000FakeOrgAA"
 USER_ID = "0055g00000ApiUsrAAA"
 BOOLEAN_NAMES = re.compile(r"^(Is|Has)[A-Z]")
 DATE_NAMES = {"ConvertedDate", "CloseDate", "FirstRespondedDate", "ActivityDate"}
-NUMBER_NAMES = {"Amount", "ActualCost", "AnnualRevenue", "ExpectedRevenue", "Probability"}
+NUMBER_NAMES = {
+    "Amount",
+    "ActualCost",
+    "AnnualRevenue",
+    "ExpectedRevenue",
+    "Probability",
+}
 EXPORT_DATETIME = "%Y-%m-%dT%H:%M:%S.%f%z"
 DEFAULT_MODSTAMP = dt.datetime(2025, 1, 1, tzinfo=dt.UTC)
 # History objects are never edited, so they carry no SystemModstamp.
@@ -53,7 +59,7 @@ CONDITION = re.compile(r"^(\w+)\s*(>=|<=|>|<|=)\s*(\S+)$")
 
 
 def utc_now() -> dt.datetime:
-    """Return the current time in UTC, truncated to milliseconds as Salesforce stores it."""
+    """Return the current UTC time to the millisecond, as Salesforce stores it."""
     now = dt.datetime.now(dt.UTC)
     return now.replace(microsecond=now.microsecond // 1000 * 1000)
 
@@ -65,13 +71,15 @@ def _parse_export_datetime(text: str) -> dt.datetime:
     return dt.datetime.strptime(text, EXPORT_DATETIME).astimezone(dt.UTC)
 
 
-DATETIME_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{4})$")
+DATETIME_TEXT = re.compile(
+    r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{4})$"
+)
 DATE_TEXT = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 NUMBER_TEXT = re.compile(r"^-?\d+(\.\d+)?$")
 
 
 def _field_type(name: str, values: list[str]) -> str:
-    """Return the describe type of an export column from its values, or its name when empty."""
+    """Return the describe type of an export column from its values or name."""
     filled = [value for value in values if value != ""]
 
     def all_match(pattern: re.Pattern[str]) -> bool:
@@ -81,7 +89,9 @@ def _field_type(name: str, values: list[str]) -> str:
         return "id"
     if name.endswith("Id"):
         return "reference"
-    if BOOLEAN_NAMES.match(name) or (filled and all(v.upper() in ("TRUE", "FALSE") for v in filled)):
+    if BOOLEAN_NAMES.match(name) or (
+        filled and all(v.upper() in ("TRUE", "FALSE") for v in filled)
+    ):
         return "boolean"
     if all_match(DATE_TEXT):
         return "date"
@@ -120,13 +130,17 @@ class FakeObject:
     unreadable: set[str] = field(default_factory=set)
 
     def describe(self) -> dict[str, Any]:
-        """Return the body of ``sobjects/<name>/describe``, without unreadable fields."""
+        """Return the ``describe`` response body, without unreadable fields."""
         visible = [name for name in self.fields if name not in self.unreadable]
         return {
             "name": self.name,
             "queryable": True,
             "fields": [
-                {"name": name, "type": self.fields[name], "custom": name.endswith("__c")}
+                {
+                    "name": name,
+                    "type": self.fields[name],
+                    "custom": name.endswith("__c"),
+                }
                 for name in visible
             ],
         }
@@ -140,7 +154,9 @@ class FakeOrg:
         self.lock = threading.Lock()
 
     @classmethod
-    def from_export(cls, folder: Path, *, modstamp: dt.datetime = DEFAULT_MODSTAMP) -> FakeOrg:
+    def from_export(
+        cls, folder: Path, *, modstamp: dt.datetime = DEFAULT_MODSTAMP
+    ) -> FakeOrg:
         """Load every ``<Object>.csv`` in ``folder`` that has an ``Id`` column.
 
         ``IsDeleted`` and (except on history objects) ``SystemModstamp`` are added
@@ -158,10 +174,19 @@ class FakeOrg:
 
     @staticmethod
     def _object(
-        name: str, header: list[str], rows: list[dict[str, str]], modstamp: dt.datetime | None
+        name: str,
+        header: list[str],
+        rows: list[dict[str, str]],
+        modstamp: dt.datetime | None,
     ) -> FakeObject:
-        types = {column: _field_type(column, [row[column] for row in rows]) for column in header}
-        records = [{column: _typed(row[column], types[column]) for column in header} for row in rows]
+        types = {
+            column: _field_type(column, [row[column] for row in rows])
+            for column in header
+        }
+        records = [
+            {column: _typed(row[column], types[column]) for column in header}
+            for row in rows
+        ]
         if "IsDeleted" not in types:
             types["IsDeleted"] = "boolean"
             for record in records:
@@ -177,7 +202,7 @@ class FakeOrg:
         return FakeObject(name, types, records)
 
     def ensure(self, name: str, fields: dict[str, str]) -> FakeObject:
-        """Return object ``name``, creating it with ``fields`` when the export lacked it."""
+        """Return object ``name``, created with ``fields`` if the export lacks it."""
         with self.lock:
             if name not in self.objects:
                 self.objects[name] = FakeObject(name, dict(fields))
@@ -216,7 +241,9 @@ class FakeOrg:
         """Write every object as an export CSV (TRUE/FALSE, ``+0000`` datetimes)."""
         folder.mkdir(parents=True, exist_ok=True)
         for obj in self.objects.values():
-            with (folder / f"{obj.name}.csv").open("w", encoding="utf-8", newline="") as handle:
+            with (folder / f"{obj.name}.csv").open(
+                "w", encoding="utf-8", newline=""
+            ) as handle:
                 writer = csv.writer(handle)
                 writer.writerow(obj.fields)
                 for record in obj.records:
@@ -231,7 +258,10 @@ def _export_text(value: Any, kind: str) -> str:
     if kind == "boolean":
         return "TRUE" if value else "FALSE"
     if kind == "datetime":
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
+        return (
+            value.strftime("%Y-%m-%dT%H:%M:%S.")
+            + f"{value.microsecond // 1000:03d}+0000"
+        )
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
     return str(value)
@@ -249,7 +279,9 @@ def _bulk_text(value: Any, kind: str) -> str:
     if kind == "boolean":
         return "true" if value else "false"
     if kind == "datetime":
-        return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        return (
+            value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+        )
     return str(value)
 
 
@@ -281,7 +313,9 @@ def parse_soql(text: str) -> Query:
             when = dt.datetime.fromisoformat(literal.replace("Z", "+00:00"))
             conditions.append((name, operator, when))
     order = [name.strip() for name in (match["order"] or "").split(",") if name.strip()]
-    return Query(match["object"], [] if count_only else fields, count_only, conditions, order)
+    return Query(
+        match["object"], [] if count_only else fields, count_only, conditions, order
+    )
 
 
 _COMPARE = {
@@ -306,7 +340,9 @@ class Failure:
 class ApiError(Exception):
     """An error response the handler sends as Salesforce's JSON error list."""
 
-    def __init__(self, status: int, code: str, message: str, headers: dict | None = None):
+    def __init__(
+        self, status: int, code: str, message: str, headers: dict | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.code = code
@@ -317,16 +353,20 @@ FAILURES = {
     "invalid_session": (401, "INVALID_SESSION_ID", "Session expired or invalid"),
     "unavailable": (503, "SERVER_UNAVAILABLE", "Server temporarily unavailable"),
     "request_limit": (403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
-    "query_timeout": (400, "QUERY_TIMEOUT", "Your query request was running for too long."),
+    "query_timeout": (
+        400,
+        "QUERY_TIMEOUT",
+        "Your query request was running for too long.",
+    ),
 }
 
 
 class FakeSalesforce:
     """The HTTPS server: sessions, query cursors, bulk jobs, counters and failures.
 
-    ``requests`` counts API calls by kind (``query``, ``query_more``, ``describe``,
-    ``composite``, ``limits``, ``record_count``, ``bulk_create``, ``bulk_poll``, ``bulk_results``,
-    ``login``); ``rows`` counts records sent by REST and Bulk results.
+    ``requests`` counts calls by kind: ``login``, ``query``, ``query_more``,
+    ``describe``, ``composite``, ``limits``, ``record_count``, ``bulk_create``,
+    ``bulk_poll`` and ``bulk_results``. ``rows`` counts records sent, per object.
     """
 
     def __init__(
@@ -368,7 +408,9 @@ class FakeSalesforce:
         ca.issue_cert("127.0.0.1").configure_cert(context)
         self._server.socket = context.wrap_socket(self._server.socket, server_side=True)
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            daemon=True,
         )
 
     @property
@@ -386,7 +428,7 @@ class FakeSalesforce:
         self._thread.join(timeout=5)
 
     def fail(self, kind: str, *, on: str, times: int = 1, skip: int = 0) -> None:
-        """Answer ``times`` calls of kind ``on`` with error ``kind``, after ``skip`` good ones.
+        """Fail ``times`` calls of kind ``on`` with ``kind``, after ``skip`` good ones.
 
         ``kind`` is one of ``invalid_session`` (which also ends every session),
         ``unavailable``, ``request_limit`` or ``query_timeout``.
@@ -438,22 +480,37 @@ class FakeSalesforce:
         """Return the status and body of ``sobjects/<name>/describe``."""
         obj = self.org.objects.get(name)
         if obj is None:
-            return 404, [{"errorCode": "NOT_FOUND", "message": "The requested resource does not exist"}]
+            return 404, [
+                {
+                    "errorCode": "NOT_FOUND",
+                    "message": "The requested resource does not exist",
+                }
+            ]
         return 200, obj.describe()
 
-    def run_query(self, soql: str, include_deleted: bool) -> tuple[Query, list[dict[str, Any]]]:
+    def run_query(
+        self, soql: str, include_deleted: bool
+    ) -> tuple[Query, list[dict[str, Any]]]:
         """Return the parsed query and its matching records, sorted as asked."""
         self.queries.append(soql)
         query = parse_soql(soql)
         obj = self.org.objects.get(query.obj)
         if obj is None:
-            raise ApiError(400, "INVALID_TYPE", f"sObject type '{query.obj}' is not supported.")
-        unknown = [n for n in query.fields if n not in obj.fields or n in obj.unreadable]
+            raise ApiError(
+                400, "INVALID_TYPE", f"sObject type '{query.obj}' is not supported."
+            )
+        unknown = [
+            n for n in query.fields if n not in obj.fields or n in obj.unreadable
+        ]
         if unknown:
-            raise ApiError(400, "INVALID_FIELD", f"No such column '{unknown[0]}' on {obj.name}")
+            raise ApiError(
+                400, "INVALID_FIELD", f"No such column '{unknown[0]}' on {obj.name}"
+            )
         self._check_window(query)
         with self.org.lock:
-            records = [dict(r) for r in obj.records if self._matches(r, query, include_deleted)]
+            records = [
+                dict(r) for r in obj.records if self._matches(r, query, include_deleted)
+            ]
         for name in reversed(query.order):
             records.sort(key=lambda r, n=name: (r.get(n) is None, r.get(n) or ""))
         return query, records
@@ -463,14 +520,18 @@ class FakeSalesforce:
         if self.query_timeout_over is None or query.count_only:
             return
         low = [when for _, op, when in query.conditions if op in (">=", ">")]
-        high = [when for _, op, when in query.conditions if op in ("<=", "<")] or [utc_now()]
+        high = [when for _, op, when in query.conditions if op in ("<=", "<")] or [
+            utc_now()
+        ]
         if not low or max(high) - min(low) > self.query_timeout_over:
             status, code, message = FAILURES["query_timeout"]
             raise ApiError(status, code, message)
 
     @staticmethod
     def _matches(record: dict[str, Any], query: Query, include_deleted: bool) -> bool:
-        if not include_deleted and (record.get("IsDeleted") or record.get("IsArchived")):
+        if not include_deleted and (
+            record.get("IsDeleted") or record.get("IsArchived")
+        ):
             return False
         for name, operator, when in query.conditions:
             value = record.get(name)
@@ -478,14 +539,26 @@ class FakeSalesforce:
                 return False
         return True
 
-    def page(self, cursor: str | None, rest: list[dict[str, Any]], fields: dict[str, str],
-             session_id: str, base: str) -> dict[str, Any]:  # fmt: skip
+    def page(
+        self,
+        cursor: str | None,
+        rest: list[dict[str, Any]],
+        fields: dict[str, str],
+        session_id: str,
+        base: str,
+    ) -> dict[str, Any]:
         """Return one ``query`` response page and remember the rest under a cursor."""
         head, tail = rest[: self.page_size], rest[self.page_size :]
         body: dict[str, Any] = {"done": not tail, "records": []}
         for record in head:
             row = {"attributes": {"type": fields["__object__"], "url": ""}}
-            row.update({n: _json_value(record.get(n), fields[n]) for n in fields if n != "__object__"})
+            row.update(
+                {
+                    n: _json_value(record.get(n), fields[n])
+                    for n in fields
+                    if n != "__object__"
+                }
+            )
             body["records"].append(row)
         if tail:
             cursor = cursor or f"01g5g0000Cursor{self.new_id('c')}"
@@ -527,7 +600,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body: bytes, content_type: str, headers: dict | None = None) -> None:
+    def _send(
+        self, status: int, body: bytes, content_type: str, headers: dict | None = None
+    ) -> None:
         self.send_response(status)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(body)))
@@ -542,7 +617,12 @@ class _Handler(BaseHTTPRequestHandler):
             fake.api_used += 1
             usage = f"api-usage={fake.api_used}/{fake.api_limit}"
         extra = {"Sforce-Limit-Info": usage, **(headers or {})}
-        self._send(status, json.dumps(payload).encode(), "application/json;charset=UTF-8", extra)
+        self._send(
+            status,
+            json.dumps(payload).encode(),
+            "application/json;charset=UTF-8",
+            extra,
+        )
 
     def _dispatch(self, method: str) -> None:
         body = self._body()
@@ -570,11 +650,12 @@ class _Handler(BaseHTTPRequestHandler):
                 '<?xml version="1.0" encoding="UTF-8"?><soapenv:Envelope '
                 'xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/" '
                 'xmlns:sf="urn:fault.partner.soap.sforce.com"><soapenv:Body><soapenv:Fault>'
-                "<faultcode>INVALID_LOGIN</faultcode><faultstring>INVALID_LOGIN: Invalid "
-                "username, password, security token; or user locked out.</faultstring>"
-                "<detail><sf:LoginFault><sf:exceptionCode>INVALID_LOGIN</sf:exceptionCode>"
-                "<sf:exceptionMessage>Invalid username, password, security token; or user "
-                "locked out.</sf:exceptionMessage></sf:LoginFault></detail></soapenv:Fault>"
+                "<faultcode>INVALID_LOGIN</faultcode><faultstring>INVALID_LOGIN: "
+                "Invalid username, password, security token; or user locked out."
+                "</faultstring><detail><sf:LoginFault><sf:exceptionCode>INVALID_LOGIN"
+                "</sf:exceptionCode><sf:exceptionMessage>Invalid username, password, "
+                "security token; or user locked out.</sf:exceptionMessage>"
+                "</sf:LoginFault></detail></soapenv:Fault>"
                 "</soapenv:Body></soapenv:Envelope>"
             )
             self._send(500, fault.encode(), "text/xml;charset=UTF-8")
@@ -602,14 +683,23 @@ class _Handler(BaseHTTPRequestHandler):
                 form.get("assertion", ""),
                 fake.public_key_pem or b"",
                 algorithms=["RS256"],
-                audience=["https://login.salesforce.com", "https://test.salesforce.com"],
+                audience=[
+                    "https://login.salesforce.com",
+                    "https://test.salesforce.com",
+                ],
             )
         except (jwt.PyJWTError, ValueError) as error:
             payload = {"error": "invalid_grant", "error_description": str(error)}
             self._send(400, json.dumps(payload).encode(), "application/json")
             return
-        if claims.get("iss") != fake.consumer_key or claims.get("sub") != fake.credentials[0]:
-            payload = {"error": "invalid_client_id", "error_description": "client identifier invalid"}
+        if (
+            claims.get("iss") != fake.consumer_key
+            or claims.get("sub") != fake.credentials[0]
+        ):
+            payload = {
+                "error": "invalid_client_id",
+                "error_description": "client identifier invalid",
+            }
             self._send(400, json.dumps(payload).encode(), "application/json")
             return
         payload = {
@@ -637,37 +727,61 @@ class _Handler(BaseHTTPRequestHandler):
         handler = getattr(self, f"_{kind}")
         handler(base, rest, params, body, token)
 
-    def _describe(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
+    def _describe(
+        self, base: str, rest: str, params: dict, body: bytes, token: str
+    ) -> None:
         status, payload = self.server_fake.describe(rest.split("/")[1])
         self._json(status, payload)
 
-    def _composite(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
+    def _composite(
+        self, base: str, rest: str, params: dict, body: bytes, token: str
+    ) -> None:
         fake = self.server_fake
         answers = []
         for request in json.loads(body)["compositeRequest"]:
-            route = re.match(r"^/services/data/v\d+\.\d/sobjects/(\w+)/describe/?$", request["url"])
+            route = re.match(
+                r"^/services/data/v\d+\.\d/sobjects/(\w+)/describe/?$", request["url"]
+            )
             if route is None or request["method"] != "GET":
-                raise ApiError(400, "INVALID_URL", f"unsupported subrequest {request['url']}")
+                raise ApiError(
+                    400, "INVALID_URL", f"unsupported subrequest {request['url']}"
+                )
             status, payload = fake.describe(route[1])
-            answers.append({"body": payload, "httpHeaders": {}, "httpStatusCode": status,
-                            "referenceId": request["referenceId"]})  # fmt: skip
+            answers.append(
+                {
+                    "body": payload,
+                    "httpHeaders": {},
+                    "httpStatusCode": status,
+                    "referenceId": request["referenceId"],
+                }
+            )
         self._json(200, {"compositeResponse": answers})
 
-    def _limits(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
+    def _limits(
+        self, base: str, rest: str, params: dict, body: bytes, token: str
+    ) -> None:
         fake = self.server_fake
         remaining = fake.api_limit - fake.api_used - 1
-        self._json(200, {"DailyApiRequests": {"Max": fake.api_limit, "Remaining": remaining}})
+        self._json(
+            200, {"DailyApiRequests": {"Max": fake.api_limit, "Remaining": remaining}}
+        )
 
-    def _record_count(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
+    def _record_count(
+        self, base: str, rest: str, params: dict, body: bytes, token: str
+    ) -> None:
         objects = self.server_fake.org.objects
         names = [n for n in params.get("sObjects", "").split(",") if n in objects]
         counts = [{"count": len(objects[n].records), "name": n} for n in names]
         self._json(200, {"sObjects": counts})
 
-    def _query(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
+    def _query(
+        self, base: str, rest: str, params: dict, body: bytes, token: str
+    ) -> None:
         fake = self.server_fake
         endpoint = rest.split("/")[0]
-        query, records = fake.run_query(params["q"], include_deleted=endpoint == "queryAll")
+        query, records = fake.run_query(
+            params["q"], include_deleted=endpoint == "queryAll"
+        )
         if query.count_only:
             self._json(200, {"totalSize": len(records), "done": True, "records": []})
             return
@@ -678,7 +792,9 @@ class _Handler(BaseHTTPRequestHandler):
         fake.rows[query.obj] += len(page["records"])
         self._json(200, page)
 
-    def _query_more(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
+    def _query_more(
+        self, base: str, rest: str, params: dict, body: bytes, token: str
+    ) -> None:
         fake = self.server_fake
         endpoint, cursor = rest.split("/", 1)
         with fake._lock:
@@ -690,7 +806,9 @@ class _Handler(BaseHTTPRequestHandler):
         fake.rows[fields["__object__"]] += len(page["records"])
         self._json(200, page)
 
-    def _bulk_create(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
+    def _bulk_create(
+        self, base: str, rest: str, params: dict, body: bytes, token: str
+    ) -> None:
         fake = self.server_fake
         request = json.loads(body)
         include_deleted = request["operation"] == "queryAll"
@@ -699,12 +817,26 @@ class _Handler(BaseHTTPRequestHandler):
         fields = {n: fake.org.objects[query.obj].fields[n] for n in query.fields}
         rows = [[_bulk_text(r.get(n), fields[n]) for n in fields] for r in records]
         with fake._lock:
-            fake.jobs[job_id] = {"object": query.obj, "fields": list(fields), "rows": rows,
-                                 "polls": 0}  # fmt: skip
-        self._json(200, {"id": job_id, "operation": request["operation"], "object": query.obj,
-                         "state": "UploadComplete", "contentType": "CSV"})  # fmt: skip
+            fake.jobs[job_id] = {
+                "object": query.obj,
+                "fields": list(fields),
+                "rows": rows,
+                "polls": 0,
+            }
+        self._json(
+            200,
+            {
+                "id": job_id,
+                "operation": request["operation"],
+                "object": query.obj,
+                "state": "UploadComplete",
+                "contentType": "CSV",
+            },
+        )
 
-    def _bulk_poll(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
+    def _bulk_poll(
+        self, base: str, rest: str, params: dict, body: bytes, token: str
+    ) -> None:
         fake = self.server_fake
         job_id = rest.split("/")[2]
         job = fake.jobs.get(job_id)
@@ -712,9 +844,14 @@ class _Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NOT_FOUND", "The requested resource does not exist")
         job["polls"] += 1
         state = "InProgress" if job["polls"] == 1 else "JobComplete"
-        self._json(200, {"id": job_id, "state": state, "numberRecordsProcessed": len(job["rows"])})
+        self._json(
+            200,
+            {"id": job_id, "state": state, "numberRecordsProcessed": len(job["rows"])},
+        )
 
-    def _bulk_results(self, base: str, rest: str, params: dict, body: bytes, token: str) -> None:
+    def _bulk_results(
+        self, base: str, rest: str, params: dict, body: bytes, token: str
+    ) -> None:
         fake = self.server_fake
         job = fake.jobs.get(rest.split("/")[2])
         if job is None:
@@ -795,24 +932,46 @@ def add_lead_statuses(org: FakeOrg, values: list[str]) -> None:
 
 SYNTHETIC_FIELDS = {
     "Lead": {
-        "Id": "id", "CreatedDate": "datetime", "Status": "picklist", "OwnerId": "reference",
-        "LeadSource": "picklist", "IsConverted": "boolean", "ConvertedDate": "date",
-        "IsDeleted": "boolean", "SystemModstamp": "datetime",
+        "Id": "id",
+        "CreatedDate": "datetime",
+        "Status": "picklist",
+        "OwnerId": "reference",
+        "LeadSource": "picklist",
+        "IsConverted": "boolean",
+        "ConvertedDate": "date",
+        "IsDeleted": "boolean",
+        "SystemModstamp": "datetime",
     },
     "LeadHistory": {
-        "Id": "id", "LeadId": "reference", "CreatedDate": "datetime", "Field": "picklist",
-        "OldValue": "anyType", "NewValue": "anyType", "IsDeleted": "boolean",
+        "Id": "id",
+        "LeadId": "reference",
+        "CreatedDate": "datetime",
+        "Field": "picklist",
+        "OldValue": "anyType",
+        "NewValue": "anyType",
+        "IsDeleted": "boolean",
     },
     "Task": {
-        "Id": "id", "WhoId": "reference", "OwnerId": "reference", "CreatedDate": "datetime",
-        "CompletedDateTime": "datetime", "TaskSubtype": "picklist", "Type": "picklist",
-        "Status": "picklist", "IsClosed": "boolean", "IsDeleted": "boolean",
-        "IsArchived": "boolean", "SystemModstamp": "datetime",
+        "Id": "id",
+        "WhoId": "reference",
+        "OwnerId": "reference",
+        "CreatedDate": "datetime",
+        "CompletedDateTime": "datetime",
+        "TaskSubtype": "picklist",
+        "Type": "picklist",
+        "Status": "picklist",
+        "IsClosed": "boolean",
+        "IsDeleted": "boolean",
+        "IsArchived": "boolean",
+        "SystemModstamp": "datetime",
     },
     "User": {
-        "Id": "id", "IsActive": "boolean", "Department": "string", "SystemModstamp": "datetime",
+        "Id": "id",
+        "IsActive": "boolean",
+        "Department": "string",
+        "SystemModstamp": "datetime",
     },
-}  # fmt: skip
+}
 SYNTHETIC_USERS = [
     ("0055g00000RepS1AAA", True, "Sales"),
     ("0055g00000RepS2AAA", True, "Sales"),
@@ -829,35 +988,70 @@ def synthetic_org(leads: int) -> FakeOrg:
     last modified a day later. Every lead becomes MQL, and its status moves on by
     ``i % 4``.
     """
-    org = FakeOrg({name: FakeObject(name, dict(types)) for name, types in SYNTHETIC_FIELDS.items()})
+    org = FakeOrg(
+        {
+            name: FakeObject(name, dict(types))
+            for name, types in SYNTHETIC_FIELDS.items()
+        }
+    )
     start = dt.datetime(2025, 1, 6, 14, tzinfo=dt.UTC)
     for user_id, active, department in SYNTHETIC_USERS:
-        org.add("User", {"Id": user_id, "IsActive": active, "Department": department,
-                         "SystemModstamp": DEFAULT_MODSTAMP})  # fmt: skip
+        org.add(
+            "User",
+            {
+                "Id": user_id,
+                "IsActive": active,
+                "Department": department,
+                "SystemModstamp": DEFAULT_MODSTAMP,
+            },
+        )
     for i in range(leads):
         lead_id = f"00Q5g0000{i:06d}AAA"
         created = start + dt.timedelta(hours=3 * i)
         owner = SYNTHETIC_USERS[i % 2][0]
         status = SYNTHETIC_STATUSES[i % 4]
-        org.add("Lead", {
-            "Id": lead_id, "CreatedDate": created, "Status": status, "OwnerId": owner,
-            "LeadSource": ("Web", "Webinar", "Event")[i % 3], "IsConverted": False,
-            "SystemModstamp": created + dt.timedelta(days=1),
-        })  # fmt: skip
+        org.add(
+            "Lead",
+            {
+                "Id": lead_id,
+                "CreatedDate": created,
+                "Status": status,
+                "OwnerId": owner,
+                "LeadSource": ("Web", "Webinar", "Event")[i % 3],
+                "IsConverted": False,
+                "SystemModstamp": created + dt.timedelta(days=1),
+            },
+        )
         history = [("New", "Marketing Qualified", 30)]
         if status != "Marketing Qualified":
             history.append(("Marketing Qualified", status, 60 * (2 + i % 7)))
         for number, (old, new, minutes) in enumerate(history):
-            org.add("LeadHistory", {
-                "Id": f"0175g000{i:06d}H{number}AA", "LeadId": lead_id, "Field": "Status",
-                "CreatedDate": created + dt.timedelta(minutes=minutes),
-                "OldValue": old, "NewValue": new,
-            })  # fmt: skip
+            org.add(
+                "LeadHistory",
+                {
+                    "Id": f"0175g000{i:06d}H{number}AA",
+                    "LeadId": lead_id,
+                    "Field": "Status",
+                    "CreatedDate": created + dt.timedelta(minutes=minutes),
+                    "OldValue": old,
+                    "NewValue": new,
+                },
+            )
         touched = created + dt.timedelta(minutes=45 + 20 * (i % 5))
-        org.add("Task", {
-            "Id": f"00T5g0000{i:06d}AAA", "WhoId": lead_id, "OwnerId": owner,
-            "CreatedDate": touched, "CompletedDateTime": touched, "TaskSubtype": "Call",
-            "Type": "Call", "Status": "Completed", "IsClosed": True, "IsArchived": False,
-            "SystemModstamp": touched,
-        })  # fmt: skip
+        org.add(
+            "Task",
+            {
+                "Id": f"00T5g0000{i:06d}AAA",
+                "WhoId": lead_id,
+                "OwnerId": owner,
+                "CreatedDate": touched,
+                "CompletedDateTime": touched,
+                "TaskSubtype": "Call",
+                "Type": "Call",
+                "Status": "Completed",
+                "IsClosed": True,
+                "IsArchived": False,
+                "SystemModstamp": touched,
+            },
+        )
     return org

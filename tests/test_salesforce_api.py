@@ -27,9 +27,7 @@ from config.models import OrgConfig, load_config
 from connectors.salesforce_api import (
     ApiExtract,
     ExtractOptions,
-    ObjectPlan,
     SalesforceFieldError,
-    build_soql,
     extract_salesforce,
     merge_rows,
 )
@@ -41,6 +39,7 @@ from connectors.salesforce_calls import (
     redact,
 )
 from connectors.salesforce_export import read_export
+from connectors.salesforce_query import ObjectPlan, build_soql
 from connectors.schema import CanonicalTables
 from flows.sources import SourceRequest, extract
 from tests.conftest import CASES_DIR
@@ -448,9 +447,12 @@ def test_changed_fields_force_full_read(
         base = load_config(CASE / "revalign.yaml")
         fields = base.fields.model_copy(update={"lead_score": "Score__c"})
         second = run(
-            fake, session, options, configure(fake, base.model_copy(update={"fields": fields})),
+            fake,
+            session,
+            options,
+            configure(fake, base.model_copy(update={"fields": fields})),
             state_dir=tmp_path,
-        )  # fmt: skip
+        )
     assert second.stats["Lead"].mode == "full"
     assert second.stats["Task"].mode == "incremental"
 
@@ -514,7 +516,7 @@ def test_session_id_login(
         ),
         pytest.param(
             {"SALESFORCE_USERNAME": USERNAME, "SALESFORCE_PASSWORD": PASSWORD},
-            "security token is missing: environment variable 'SALESFORCE_SECURITY_TOKEN'",
+            "token is missing: environment variable 'SALESFORCE_SECURITY_TOKEN'",
             id="token",
         ),
     ],
@@ -574,7 +576,9 @@ def test_log_lines_without_secrets(
     with serve(FakeOrg.from_export(CASE), ca, page_size=3) as fake:
         result = run(fake, session, options)
         sessions = list(fake.sessions)
-    calls = [r for r in caplog.records if re.match(r"Salesforce (GET|POST) ", r.getMessage())]
+    calls = [
+        r for r in caplog.records if re.match(r"Salesforce (GET|POST) ", r.getMessage())
+    ]
     text = caplog.text
     assert len(calls) == result.api_calls
     assert PASSWORD not in text
@@ -599,17 +603,29 @@ def test_source_registry_reads_api(
 @pytest.mark.parametrize(
     ("lower", "upper", "expected"),
     [
-        pytest.param(None, None, "SELECT Id, SystemModstamp FROM Lead ORDER BY SystemModstamp, Id",
-                     id="full"),
-        pytest.param(dt.datetime(2025, 3, 1, 9, 30, 15, 500, tzinfo=dt.UTC), None,
-                     "SELECT Id, SystemModstamp FROM Lead WHERE SystemModstamp >= "
-                     "2025-03-01T09:30:15Z ORDER BY SystemModstamp, Id", id="from"),
-        pytest.param(dt.datetime(2025, 3, 1, tzinfo=dt.UTC), dt.datetime(2025, 3, 2, tzinfo=dt.UTC),
-                     "SELECT Id, SystemModstamp FROM Lead WHERE SystemModstamp >= "
-                     "2025-03-01T00:00:00Z AND SystemModstamp < 2025-03-02T00:00:00Z "
-                     "ORDER BY SystemModstamp, Id", id="window"),
+        pytest.param(
+            None,
+            None,
+            "SELECT Id, SystemModstamp FROM Lead ORDER BY SystemModstamp, Id",
+            id="full",
+        ),
+        pytest.param(
+            dt.datetime(2025, 3, 1, 9, 30, 15, 500, tzinfo=dt.UTC),
+            None,
+            "SELECT Id, SystemModstamp FROM Lead WHERE SystemModstamp >= "
+            "2025-03-01T09:30:15Z ORDER BY SystemModstamp, Id",
+            id="from",
+        ),
+        pytest.param(
+            dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
+            dt.datetime(2025, 3, 2, tzinfo=dt.UTC),
+            "SELECT Id, SystemModstamp FROM Lead WHERE SystemModstamp >= "
+            "2025-03-01T00:00:00Z AND SystemModstamp < 2025-03-02T00:00:00Z "
+            "ORDER BY SystemModstamp, Id",
+            id="window",
+        ),
     ],
-)  # fmt: skip
+)
 def test_build_soql(
     lower: dt.datetime | None, upper: dt.datetime | None, expected: str
 ) -> None:
@@ -618,10 +634,20 @@ def test_build_soql(
 
 
 def test_merge_rows_upserts_and_deletes() -> None:
-    stored = pl.DataFrame({"Id": ["a", "b", "c"], "Status": ["New", "New", "New"],
-                           "IsDeleted": ["FALSE"] * 3})  # fmt: skip
-    fetched = pl.DataFrame({"Id": ["d", "b", "c"], "Status": ["New", "MQL", "New"],
-                            "IsDeleted": ["FALSE", "FALSE", "TRUE"]})  # fmt: skip
+    stored = pl.DataFrame(
+        {
+            "Id": ["a", "b", "c"],
+            "Status": ["New", "New", "New"],
+            "IsDeleted": ["FALSE"] * 3,
+        }
+    )
+    fetched = pl.DataFrame(
+        {
+            "Id": ["d", "b", "c"],
+            "Status": ["New", "MQL", "New"],
+            "IsDeleted": ["FALSE", "FALSE", "TRUE"],
+        }
+    )
     merged, deleted = merge_rows(stored, fetched)
     assert merged["Id"].to_list() == ["a", "b", "d"]
     assert merged["Status"].to_list() == ["New", "MQL", "New"]
@@ -714,19 +740,30 @@ def test_demo_scorecard_matches_export(
             + f"salesforce:\n  base_url: {fake.url}\n  ca_bundle: {ca_file}\n"
         )
         by_api = run_score(
-            ScoreRequest(source="salesforce", config_path=config_file,
-                         survey_path=demo.survey_path, as_of=demo.as_of)
-        )  # fmt: skip
+            ScoreRequest(
+                source="salesforce",
+                config_path=config_file,
+                survey_path=demo.survey_path,
+                as_of=demo.as_of,
+            )
+        )
     by_export = run_score(
-        ScoreRequest(source="salesforce-export", path=demo.folder,
-                     config_path=demo.config_path, survey_path=demo.survey_path,
-                     as_of=demo.as_of)
-    )  # fmt: skip
+        ScoreRequest(
+            source="salesforce-export",
+            path=demo.folder,
+            config_path=demo.config_path,
+            survey_path=demo.survey_path,
+            as_of=demo.as_of,
+        )
+    )
     assert metric_values(by_api.document) == metric_values(by_export.document)
     assert by_api.document["scorecard"] == by_export.document["scorecard"]
     assert by_api.document["audit"] == by_export.document["audit"]
     assert gate_findings(by_api.document) == gate_findings(by_export.document)
-    assert by_api.document["source"]["records"] == by_export.document["source"]["records"]
-    assert by_api.document["source"]["unmapped_statuses"] == (
-        by_export.document["source"]["unmapped_statuses"]
+    assert (
+        by_api.document["source"]["records"] == by_export.document["source"]["records"]
+    )
+    assert (
+        by_api.document["source"]["unmapped_statuses"]
+        == (by_export.document["source"]["unmapped_statuses"])
     )
