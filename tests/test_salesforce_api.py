@@ -173,7 +173,7 @@ def test_bulk_rows_match_rest(
     assert fake.requests["bulk_results"] == 2 + 5 + 2 + 1
 
 
-def test_demo_like_org_matches_its_export(
+def test_synthetic_org_matches_export(
     ca: trustme.CA,
     session: requests.Session,
     options: ExtractOptions,
@@ -229,6 +229,19 @@ def test_session_expiry_mid_pagination(
     assert "WHERE CreatedDate >= 2025-07-07T16:10:00Z" in history_queries[1]
     assert result.stats["LeadHistory"].fetched == 20
     assert_same_tables(result.tables, read_export(CASE, configure(fake)))
+
+
+def test_session_expiry_during_bulk_job(
+    ca: trustme.CA, session: requests.Session, options: ExtractOptions, password_env: None
+) -> None:
+    with serve(FakeOrg.from_export(CASE), ca, page_size=4) as fake:
+        rest = run(fake, session, options)
+        fake.reset_counts()
+        fake.fail("invalid_session", on="bulk_results", skip=3)
+        bulk = run(fake, session, options, configure(fake, bulk_threshold_rows=1))
+    assert fake.requests["login"] == 2
+    assert fake.requests["bulk_create"] == 4 + 1
+    assert_same_tables(bulk.tables, rest.tables)
 
 
 def test_unavailable_then_success(
