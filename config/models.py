@@ -466,7 +466,8 @@ def load_config(path: Path | None) -> OrgConfig:
     if csv is not None and not csv.is_absolute():
         targets = config.targets.model_copy(update={"mql_csv": path.parent / csv})
         config = config.model_copy(update={"targets": targets})
-    return _resolve_nightly_paths(config, path.parent)
+    config = _resolve_nightly_paths(config, path.parent)
+    return _resolve_salesforce_paths(config, path.parent)
 
 
 def _resolve_nightly_paths(config: OrgConfig, folder: Path) -> OrgConfig:
@@ -555,3 +556,16 @@ def _read_mapping(path: Path) -> dict[str, Any]:
         msg = f"{path}: the top level must be a mapping of keys, not {type(data).__name__}"
         raise ConfigError(msg)
     return data
+
+
+def _resolve_salesforce_paths(config: OrgConfig, folder: Path) -> OrgConfig:
+    """Make the Salesforce CA bundle and private key paths absolute against ``folder``."""
+    settings = config.salesforce
+    updates = {
+        name: folder / value
+        for name in ("ca_bundle", "private_key_file")
+        if (value := getattr(settings, name)) is not None and not value.is_absolute()
+    }
+    if not updates:
+        return config
+    return config.model_copy(update={"salesforce": settings.model_copy(update=updates)})

@@ -4,6 +4,10 @@ Extraction and writing are I/O and retry with exponential backoff when the error
 is retryable (a timeout, a 5xx, a rate limit); the in-memory steps do not retry.
 Task results are not cached or persisted, because they are data frames that
 belong to one run.
+
+:func:`score_flow` scores one org and, when a history file applies, stores the
+run (or its failure) and sends its alerts. :func:`nightly_flow` is what the
+nightly deployment runs: it scores each org of a config or org list as a subflow.
 """
 
 from __future__ import annotations
