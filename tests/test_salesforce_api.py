@@ -706,7 +706,7 @@ def test_check_command_lists_mapping(
         config_file.write_text(
             "stages:\n  preset: salesforce_custom\n"
             "fields:\n  mql_date: MQL_Date__c\n"
-            f"salesforce:\n  base_url: {fake.url}\n  ca_bundle: {ca_file}\n"
+            f"salesforce:\n  base_url: {fake.url}\n  ca_bundle: {ca_file.name}\n"
         )
         outcome = CliRunner().invoke(
             app,
