@@ -291,6 +291,10 @@ def merge_rows(
 
     Returns the merged rows sorted by ``Id`` and the number of fetched rows that
     were marked deleted.
+
+    NOTE: ``queryAll`` no longer returns a record once it is purged from the
+    recycle bin, so a record purged between two runs stays in the stored rows
+    until a full refresh.
     """
     combined = fetched
     if stored is not None:
@@ -355,7 +359,7 @@ def extract_salesforce(
     if store is not None:
         store.save({obj: r.state for obj, r in results.items()}, frames, started)
     tables = canonical_from_objects(frames, config, origin="Salesforce API object ")
-    tables.notes[:0] = notes
+    tables.notes[:0] = [*notes, _summary(results, meter)]
     logger.info(
         "Salesforce extraction used %d API call(s); org usage %s",
         meter.calls,
@@ -367,6 +371,16 @@ def extract_salesforce(
         {obj: r.stats for obj, r in results.items()},
         meter.calls,
         meter.usage_text(),
+    )
+
+
+def _summary(results: dict[str, _ObjectResult], meter: CallMeter) -> str:
+    incremental = sum(r.stats.mode == "incremental" for r in results.values())
+    fetched = sum(r.stats.fetched for r in results.values())
+    return (
+        f"read through the Salesforce API: {meter.calls} call(s), {fetched} row(s) "
+        f"fetched, {incremental} of {len(results)} object(s) incrementally; daily "
+        f"API usage {meter.usage_text()}"
     )
 
 

@@ -379,6 +379,7 @@ class FakeSalesforce:
         security_token: str = "TOKEN123",
         consumer_key: str = "fake-consumer-key",
         public_key_pem: bytes | None = None,
+        jwt_audience: str = "https://login.salesforce.com",
         page_size: int = 2000,
         api_used: int = 0,
         api_limit: int = 15000,
@@ -389,6 +390,7 @@ class FakeSalesforce:
         self.credentials = (username, password + security_token)
         self.consumer_key = consumer_key
         self.public_key_pem = public_key_pem
+        self.jwt_audience = jwt_audience
         self.page_size = page_size
         self.api_used = api_used
         self.api_limit = api_limit
@@ -683,10 +685,7 @@ class _Handler(BaseHTTPRequestHandler):
                 form.get("assertion", ""),
                 fake.public_key_pem or b"",
                 algorithms=["RS256"],
-                audience=[
-                    "https://login.salesforce.com",
-                    "https://test.salesforce.com",
-                ],
+                audience=fake.jwt_audience,
             )
         except (jwt.PyJWTError, ValueError) as error:
             payload = {"error": "invalid_grant", "error_description": str(error)}

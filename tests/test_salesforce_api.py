@@ -156,6 +156,10 @@ def test_rest_pages_match_export(
     assert fake.requests["query"] == 4
     assert fake.requests["query_more"] == 10
     assert result.stats["LeadHistory"].fetched == 20
+    assert result.tables.notes[2] == (
+        "read through the Salesforce API: 17 call(s), 37 row(s) fetched, 0 of 4 "
+        "object(s) incrementally; daily API usage 16 of 15,000 (0%)"
+    )
 
 
 def test_bulk_rows_match_rest(
@@ -473,12 +477,21 @@ def test_changed_fields_force_full_read(
 # Authentication
 
 
+@pytest.mark.parametrize(
+    ("domain", "audience"),
+    [
+        pytest.param("login", "https://login.salesforce.com", id="production"),
+        pytest.param("test", "https://test.salesforce.com", id="sandbox"),
+    ],
+)
 def test_jwt_login(
     ca: trustme.CA,
     session: requests.Session,
     options: ExtractOptions,
     monkeypatch: pytest.MonkeyPatch,
     tmp_path: Path,
+    domain: str,
+    audience: str,
 ) -> None:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     key_file = tmp_path / "server.key"
@@ -494,9 +507,14 @@ def test_jwt_login(
     )
     monkeypatch.setenv("SALESFORCE_USERNAME", USERNAME)
     monkeypatch.setenv("SF_APP_KEY", "fake-consumer-key")
-    with serve(FakeOrg.from_export(CASE), ca, public_key_pem=public) as fake:
+    org = FakeOrg.from_export(CASE)
+    with serve(org, ca, public_key_pem=public, jwt_audience=audience) as fake:
         config = configure(
-            fake, auth="jwt", consumer_key_env="SF_APP_KEY", private_key_file=key_file
+            fake,
+            auth="jwt",
+            domain=domain,
+            consumer_key_env="SF_APP_KEY",
+            private_key_file=key_file,
         )
         result = run(fake, session, options, config)
     assert result.stats["Lead"].fetched == 6
