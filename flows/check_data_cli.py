@@ -50,9 +50,9 @@ def check_data_command(
     from flows.sources import SourceRequest, extract
 
     console = Console()
-    start_import()
     try:
         org_config = load_config(config)
+        start_import()
         moment = parse_as_of(as_of) if as_of else None
         extracted = extract(source, SourceRequest(config=org_config, path=path))
         moment = moment or extracted.extracted_at or dt.datetime.now(dt.UTC)
