@@ -260,7 +260,7 @@ def routing(handoffs: pl.DataFrame, tables: CanonicalTables, config: OrgConfig) 
         handoffs.filter(pl.col("routing_failed"))
         .group_by("routed_owner_id")
         .len()
-        .sort("len", descending=True)
+        .sort(["len", "routed_owner_id"], descending=[True, False])
         .head(5)
     )
     return MetricValue(
