@@ -16,6 +16,8 @@ os.environ["DO_NOT_TRACK"] = "1"
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.pop("PREFECT_API_URL", None)
 
+from collections.abc import Iterator  # noqa: E402
+
 import pytest  # noqa: E402
 
 TESTS_DIR = Path(__file__).resolve().parent
@@ -36,3 +38,12 @@ def _no_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
     """Clear CRM credential variables so no test reads a developer's own."""
     for name in CREDENTIAL_VARIABLES:
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """Start one temporary Prefect server for the whole test session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

@@ -2,21 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from flows.pipeline import ScoreRequest, run_score
-
-
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """Start one temporary Prefect server for the whole test session."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
 
 
 def test_score_flow_matches_cli_on_demo(prefect_harness: None, tmp_path: Path) -> None:
