@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from flows.pipeline import ScoreRequest, run_score
 
 
 def test_score_flow_matches_cli_on_demo(prefect_harness: None, tmp_path: Path) -> None:
     from flows.nightly import score_flow
 
-    state = score_flow(demo=True, demo_leads=600, out=str(tmp_path / "flow"), return_state=True)
+    state = score_flow(
+        demo=True, demo_leads=600, out=str(tmp_path / "flow"), return_state=True
+    )
     assert state.is_completed()
     flow_document = state.result()
 
