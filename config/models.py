@@ -225,6 +225,119 @@ class SalesforceConfig(_Strict):
     max_api_share: float = Field(default=0.5, gt=0, le=1)
 
 
+HUBSPOT_AUTOMATED_SOURCES = (
+    "SEQUENCES",
+    "WORKFLOWS",
+    "AUTOMATION_PLATFORM",
+    "AUTOMATION_JOURNEY",
+    "PRIMARY_AUTOMATION",
+    "BOT",
+    "PROSPECTING_AGENT",
+    "BREEZE_AGENT",
+    "CUSTOMER_AGENT",
+)
+
+
+class HubSpotStageMapping(_Strict):
+    """Which HubSpot contact values mean which canonical stage.
+
+    ``lifecycle`` maps ``lifecyclestage`` values (internal names, or the numeric
+    ids of custom stages); ``lead_status`` maps ``hs_lead_status`` values. HubSpot
+    lifecycle stages only move forward, so rejection and recycling are read from
+    the lead status. A value mapped to ``null`` is known and not a funnel stage.
+    """
+
+    preset: Literal["hubspot_default", "none"] = "hubspot_default"
+    lifecycle: dict[str, Literal[STAGE_NAMES] | None] = Field(default_factory=dict)  # type: ignore[valid-type]
+    lead_status: dict[str, Literal[STAGE_NAMES] | None] = Field(default_factory=dict)  # type: ignore[valid-type]
+
+    def resolved(self) -> tuple[dict[str, str | None], dict[str, str | None]]:
+        """Return the (lifecycle, lead status) mappings: preset overlaid with entries."""
+        lifecycle: dict[str, str | None] = {}
+        lead_status: dict[str, str | None] = {}
+        if self.preset != "none":
+            path = CONFIG_DIR / f"stages-{self.preset.replace('_', '-')}.yaml"
+            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            lifecycle.update(data["lifecycle"])
+            lead_status.update(data["lead_status"])
+        lifecycle.update(self.lifecycle)
+        lead_status.update(self.lead_status)
+        return lifecycle, lead_status
+
+
+class HubSpotProperties(_Strict):
+    """Contact, company and deal property names the portal uses; ``None`` if absent."""
+
+    lead_score: str | None = "hubspotscore"
+    rejection_reason: str | None = None
+    target_account: str | None = "hs_is_target_account"
+    lead_source: str | None = "hs_analytics_source"
+
+
+class HubSpotEngagements(_Strict):
+    """Which engagements are human sales touches.
+
+    ``communication_kinds`` maps ``hs_communication_channel_type`` (SMS,
+    WHATS_APP, LINKEDIN_MESSAGE) to an activity kind; ``sla.touch_kinds`` then
+    decides whether that kind counts. An unlisted channel becomes ``other``.
+    """
+
+    communication_kinds: dict[str, Literal[TOUCH_KINDS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: {"SMS": "sms", "WHATS_APP": "sms", "LINKEDIN_MESSAGE": "other"}
+    )
+    call_completed_statuses: tuple[str, ...] = ("COMPLETED", "BUSY", "NO_ANSWER")
+    meeting_missed_outcomes: tuple[str, ...] = ("NO_SHOW", "CANCELED")
+    automated_sources: tuple[str, ...] = HUBSPOT_AUTOMATED_SOURCES
+
+
+class HubSpotConfig(_Strict):
+    """How to reach a HubSpot portal's API and read its CRM; the token is named here.
+
+    ``token_env`` names the environment variable holding the private-app access
+    token; ``token_block`` names a Prefect Secret block read when that variable is
+    unset. ``host`` may be an EU data-centre host; plain ``http`` is accepted only
+    for a loopback address (a local test server). ``time_zone`` is the portal's
+    zone, used for date-only values (the calendar's zone when unset). ``teams``
+    maps HubSpot team names to sales, marketing or other (``teams.department``
+    when unset); ``teams.users`` maps owner ids.
+    """
+
+    host: str = Field(default="https://api.hubapi.com", pattern=r"^https?://[^/\s]+/?$")
+    ca_bundle: Path | None = None
+    token_env: str = "HUBSPOT_ACCESS_TOKEN"
+    token_block: str | None = None
+    time_zone: str | None = None
+    stages: HubSpotStageMapping = HubSpotStageMapping()
+    properties: HubSpotProperties = HubSpotProperties()
+    engagements: HubSpotEngagements = HubSpotEngagements()
+    teams: dict[str, Literal["sales", "marketing", "other"]] | None = None
+    search_window_days: float = Field(default=7.0, gt=0)
+    lookback_minutes: int = Field(default=60, ge=0)
+    max_retries: int = Field(default=6, ge=0)
+    max_backoff_seconds: float = Field(default=60.0, gt=0)
+
+    @field_validator("host")
+    @classmethod
+    def _tls_unless_loopback(cls, value: str) -> str:
+        loopback = r"^http://(127\.\d+\.\d+\.\d+|localhost|\[::1\])(:\d+)?/?$"
+        if value.startswith("http://") and not re.match(loopback, value):
+            msg = f"HubSpot host {value!r} must use https (plain http only for 127.0.0.1)"
+            raise ValueError(msg)
+        return value.rstrip("/")
+
+    @field_validator("time_zone")
+    @classmethod
+    def _known_portal_zone(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            msg = f"unknown IANA time zone {value!r}; use a name such as 'Europe/Berlin'"
+            raise ValueError(msg) from None
+        return value
+
+
 class CadenceConfig(_Strict):
     """The follow-up cadence sales commits to: ``min_touches`` in ``business_days``."""
 
@@ -407,6 +520,7 @@ class OrgConfig(_Strict):
     survey: Path | None = None
     salesforce: SalesforceConfig = SalesforceConfig()
     gate: GateConfig = GateConfig()
+    hubspot: HubSpotConfig = HubSpotConfig()
     cadence: CadenceConfig = CadenceConfig()
     targets: TargetsConfig = TargetsConfig()
     attribution: AttributionConfig = AttributionConfig()

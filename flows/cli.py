@@ -149,6 +149,10 @@ from flows.check_salesforce_cli import check_salesforce_command  # noqa: E402
 
 check_app.command("salesforce")(check_salesforce_command)
 
+from flows.check_hubspot_cli import check_hubspot_command  # noqa: E402
+
+check_app.command("hubspot")(check_hubspot_command)
+
 from flows.survey_cli import survey_template_command  # noqa: E402
 
 survey_app.command("template")(survey_template_command)

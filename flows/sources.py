@@ -56,7 +56,14 @@ def _salesforce_api(request: SourceRequest) -> Extract:
     return Extract(result.tables, extracted_at=result.extracted_at)
 
 
+def _hubspot_api(request: SourceRequest) -> Extract:
+    from connectors.hubspot_api import extract_hubspot
+
+    return extract_hubspot(request)
+
+
 SOURCES: dict[str, SourceReader] = {
+    "hubspot": _hubspot_api,
     "salesforce-export": _salesforce_export,
     "salesforce": _salesforce_api,
 }
