@@ -1,8 +1,8 @@
 """``revalign check data``: extract one org's data and run the data-quality gate alone.
 
-Exit status: 0 when no finding is critical, 1 when one is, and the error's own
-status (2 for invalid input) when the config, the source or the files are
-invalid.
+Exit status: 0 when no finding is critical, 3 when one is (as ``revalign score``
+exits when the gate stops it), and the error's own status (2 for invalid input)
+when the config, the source or the files are invalid.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from connectors.errors import RevalignError
 if TYPE_CHECKING:
     from expectations.report import GateReport
 
-CRITICAL_EXIT = 1
+CRITICAL_EXIT = 3
 
 
 def check_data_command(

@@ -498,7 +498,7 @@ def test_check_data_cli_critical_exit(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     result = _run_cli("--path", str(tmp_path), "--as-of", "2025-06-30", "--json")
-    assert result.exit_code == 1
+    assert result.exit_code == 3
     report = json.loads(result.stdout)
     assert report["passed"] is False
     assert report["findings"][0]["expectation"] == "leads.lead_id.unique"
