@@ -73,21 +73,25 @@ def run_measure(folder: Path) -> dict[str, Any]:
     from metrics.handoffs import build_handoffs
 
     timings: dict[str, float] = {}
+    cpu_timings: dict[str, float] = {}
     cpu_started = _cpu_seconds()
     started = time.perf_counter()
-    tables = read_canonical(folder, BENCHMARK_CONFIG)
-    timings["read"] = time.perf_counter() - started
 
-    step = time.perf_counter()
+    def timed(name: str, step_started: float, cpu_step_started: float) -> None:
+        timings[name] = time.perf_counter() - step_started
+        cpu_timings[name] = _cpu_seconds() - cpu_step_started
+
+    tables = read_canonical(folder, BENCHMARK_CONFIG)
+    timed("read", started, cpu_started)
+    step, cpu_step = time.perf_counter(), _cpu_seconds()
     handoffs = build_handoffs(tables, BENCHMARK_CONFIG, AS_OF)
-    timings["build_handoffs"] = time.perf_counter() - step
+    timed("build_handoffs", step, cpu_step)
     context = measure_module.MeasureContext(tables, BENCHMARK_CONFIG, AS_OF, handoffs)
     metrics = {}
     for family in measure_module.FAMILIES:
-        step = time.perf_counter()
+        step, cpu_step = time.perf_counter(), _cpu_seconds()
         metrics.update(family(context))
-        name = getattr(family, "__name__", repr(family))
-        timings[name] = time.perf_counter() - step
+        timed(getattr(family, "__name__", repr(family)), step, cpu_step)
     total = time.perf_counter() - started
     cpu = _cpu_seconds() - cpu_started
     values = {key: metric.value for key, metric in sorted(metrics.items())}
@@ -95,6 +99,7 @@ def run_measure(folder: Path) -> dict[str, Any]:
         "seconds_total": round(total, 2),
         "cpu_seconds": round(cpu, 2),
         "seconds": {k: round(v, 2) for k, v in timings.items()},
+        "cpu_seconds_by_step": {k: round(v, 2) for k, v in cpu_timings.items()},
         "peak_mib": round(_peak_mib()),
         "handoffs": handoffs.height,
         "polars_threads": pl.thread_pool_size(),

@@ -68,6 +68,28 @@ def _maybe(rng: np.random.Generator, mask: np.ndarray, share: float) -> np.ndarr
     return mask & (rng.random(mask.size) < share)
 
 
+def _working_time(rng: np.random.Generator, seconds: np.ndarray) -> np.ndarray:
+    """Move instants into Mon-Fri 09:00-17:00 New York time, as reps work.
+
+    New York is taken as UTC-5 all year, which is close enough for a synthetic
+    workload. An instant outside the hours moves to a random time in the first
+    two working hours of the next working day.
+    """
+    offset = 5 * _HOUR
+    local = seconds - offset
+    day = np.floor(local / _DAY)
+    clock = local - day * _DAY
+    early = clock < 9 * _HOUR
+    late = clock >= 17 * _HOUR
+    day = day + late
+    start = 9 * _HOUR + rng.random(seconds.size) * 2 * _HOUR
+    clock = np.where(early | late, start, clock)
+    weekday = (day + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+    day = day + np.where(weekday == 5, 2, 0) + np.where(weekday == 6, 1, 0)
+    moved = day * _DAY + np.where(weekday >= 5, start, clock) + offset
+    return np.where(np.isnan(seconds), np.nan, moved)
+
+
 def _users() -> pl.DataFrame:
     count = _SALES_REPS + _MARKETING_USERS
     numbers = np.arange(count)
@@ -238,6 +260,7 @@ def _activities(
     first = np.repeat(rng.lognormal(np.log(3 * _HOUR), 1.5, handoffs.size), touches)
     order = np.arange(lead.size) - np.repeat(np.cumsum(touches) - touches, touches)
     when = start + first + order * rng.exponential(1.5 * _DAY, lead.size)
+    when = _working_time(rng, when)
     keep = when <= _END
     size = int(keep.sum())
     by_owner = rng.random(size) < 0.9

@@ -34,8 +34,6 @@ from metrics.result import Metrics, MetricValue
 if TYPE_CHECKING:
     from metrics.measure import MeasureContext
 
-_ONE_MICROSECOND = dt.timedelta(microseconds=1)
-
 
 def business_day_hours(config: OrgConfig) -> float:
     """Return the opening hours of one business day."""
@@ -45,60 +43,31 @@ def business_day_hours(config: OrgConfig) -> float:
     return (closes - opens).total_seconds() / 3600
 
 
-def _running_counts(touches: pl.DataFrame) -> pl.DataFrame:
-    """Return ``lead_id``, ``touched_at`` and the lead's touches up to that instant.
-
-    Computed on the frame sorted by lead and time: a row's running count is its
-    row number minus that of its lead's first row, which avoids a slow window
-    function. Of several touches at one instant only the last row is kept, so
-    its count includes them all.
-    """
-    row = pl.int_range(pl.len(), dtype=pl.Int64)
-    first_of_lead = (pl.col("lead_id") != pl.col("lead_id").shift(1)).fill_null(True)
-    same_as_next = (pl.col("lead_id") == pl.col("lead_id").shift(-1)) & (
-        pl.col("touched_at") == pl.col("touched_at").shift(-1)
-    )
-    return (
-        touches.select("lead_id", "touched_at")
-        .sort("lead_id", "touched_at")
-        .with_columns(
-            _running=row + 1 - pl.when(first_of_lead).then(row).forward_fill()
-        )
-        .filter(~same_as_next.fill_null(False))
-        .sort("touched_at")
-    )
-
-
 def touches_between(
     frame: pl.DataFrame, touches: pl.DataFrame, start: str, end: str, *, name: str
 ) -> pl.DataFrame:
     """Add column ``name``: the lead's touches with ``start <= touched_at <= end``.
 
-    Counted with two as-of joins on each lead's running touch count, so no
-    handoff is paired with every touch of its lead. ``start`` and ``end`` must
-    not be null. Rows come back in a different order.
+    Each row is paired with its lead's touches and the pairs in range counted:
+    cheap because a lead has few handoffs, and faster at scale than as-of joins
+    on running counts.
     """
-    running = _running_counts(touches)
-
-    def running_at(rows: pl.DataFrame, key: str, alias: str) -> pl.DataFrame:
-        joined = rows.sort(key).join_asof(
-            running.rename({"touched_at": "_touched_at"}),
-            left_on=key,
-            right_on="_touched_at",
-            by="lead_id",
-            strategy="backward",
-            check_sortedness=False,
-        )
-        counted = joined.with_columns(pl.col("_running").fill_null(0).alias(alias))
-        return counted.drop("_running", "_touched_at")
-
-    before = frame.with_columns(_before=pl.col(start) - _ONE_MICROSECOND)
-    counted = running_at(
-        running_at(before, "_before", "_count_before"), end, "_count_end"
+    numbered = frame.with_row_index("_row")
+    in_range = (pl.col("touched_at") >= pl.col(start)) & (
+        pl.col("touched_at") <= pl.col(end)
     )
-    return counted.with_columns(
-        (pl.col("_count_end") - pl.col("_count_before")).alias(name)
-    ).drop("_before", "_count_before", "_count_end")
+    counts = (
+        numbered.select("_row", "lead_id", start, end)
+        .join(touches.select("lead_id", "touched_at"), on="lead_id")
+        .filter(in_range)
+        .group_by("_row")
+        .len()
+    )
+    return (
+        numbered.join(counts, on="_row", how="left")
+        .with_columns(pl.col("len").fill_null(0).cast(pl.Int64).alias(name))
+        .drop("_row", "len")
+    )
 
 
 def cadence_frame(

@@ -208,20 +208,10 @@ class BusinessCalendar:
             )
         instants = pl.concat([frame[start], frame[end]])
         periods = self._periods_covering(instants)
-        clock = self.clock(instants, periods)
-        start_clock = clock.rename({"instant": start, "business_clock": "_start_clock"})
-        end_clock = clock.rename({"instant": end, "business_clock": "_end_clock"})
-        return (
-            frame.join(start_clock, on=start, how="left", nulls_equal=False)
-            .join(end_clock, on=end, how="left", nulls_equal=False)
-            .with_columns(
-                (
-                    (pl.col("_end_clock") - pl.col("_start_clock"))
-                    / MICROSECONDS_PER_HOUR
-                ).alias(name)
-            )
-            .drop("_start_clock", "_end_clock")
+        elapsed = _clock_values(frame[end], periods) - _clock_values(
+            frame[start], periods
         )
+        return frame.with_columns((elapsed / MICROSECONDS_PER_HOUR).alias(name))
 
     def deadline(
         self,
@@ -244,28 +234,59 @@ class BusinessCalendar:
                 lambda cal, part: cal.deadline(part, start, hours, name=name),
             )
         periods = self._periods_covering(frame[start], ahead_hours=hours)
-        clock = self.clock(frame[start], periods)
         budget = round(hours * MICROSECONDS_PER_HOUR)
-        targets = (
-            clock.with_columns(target=pl.col("business_clock") + budget)
-            .sort("target")
-            .join_asof(
-                periods.select("opens_at", "elapsed_before", "elapsed_after"),
-                left_on="target",
-                right_on="elapsed_after",
-                strategy="forward",
-            )
-            .select(
-                pl.col("instant").alias(start),
-                (
-                    pl.col("opens_at")
-                    + pl.duration(
-                        microseconds=pl.col("target") - pl.col("elapsed_before")
-                    )
-                ).alias(name),
+        target = _clock_values(frame[start], periods) + budget
+        if periods.is_empty():
+            due = pl.Series(name, [None] * frame.height, pl.Datetime("us", "UTC"))
+            return frame.with_columns(due)
+        # The deadline lies in the first period that ends at or after the target.
+        index = periods["elapsed_after"].search_sorted(target.fill_null(0), side="left")
+        found = pl.DataFrame({"target": target, "index": index.cast(pl.Int64)})
+        position = found["index"].clip(upper_bound=periods.height - 1)
+        found = found.with_columns(
+            opens_at=periods["opens_at"].gather(position),
+            elapsed_before=periods["elapsed_before"].gather(position),
+        )
+        due = (
+            pl.when(pl.col("target").is_null() | (pl.col("index") >= periods.height))
+            .then(None)
+            .otherwise(
+                pl.col("opens_at")
+                + pl.duration(microseconds=pl.col("target") - pl.col("elapsed_before"))
             )
         )
-        return frame.join(targets, on=start, how="left", nulls_equal=False)
+        return frame.with_columns(found.select(due.alias(name)).to_series())
+
+
+def _clock_values(instants: pl.Series, periods: pl.DataFrame) -> pl.Series:
+    """Return the business microseconds before each instant (null for null).
+
+    Same values as :meth:`BusinessCalendar.clock`, found by binary search over
+    the sorted opening times instead of a join, so row order is kept.
+    """
+    frame = pl.DataFrame({"instant": instants.cast(pl.Datetime("us", "UTC"))})
+    if periods.is_empty():
+        zero = pl.when(pl.col("instant").is_not_null()).then(pl.lit(0, pl.Int64))
+        return frame.select(zero).to_series()
+    opens = periods["opens_at"]
+    index = opens.search_sorted(frame["instant"].fill_null(opens[0]), side="right")
+    index = index.cast(pl.Int64) - 1
+    position = index.clip(lower_bound=0)
+    frame = frame.with_columns(
+        index=index,
+        opens_at=opens.gather(position),
+        elapsed_before=periods["elapsed_before"].gather(position),
+        length=periods["length"].gather(position),
+    )
+    inside = (pl.col("instant") - pl.col("opens_at")).dt.total_microseconds()
+    clock = (
+        pl.when(pl.col("instant").is_null())
+        .then(None)
+        .when(pl.col("index") < 0)
+        .then(pl.lit(0, pl.Int64))
+        .otherwise(pl.col("elapsed_before") + pl.min_horizontal(inside, "length"))
+    )
+    return frame.select(clock).to_series()
 
 
 def _is_known_zone(name: str) -> bool:

@@ -40,7 +40,6 @@ if TYPE_CHECKING:
 
 FUNNEL = ("mql", "sal", "sql", "opportunity", "won")
 _TIMED = ("sal", "sql", "opportunity")
-_FAR_FUTURE = dt.datetime(9999, 1, 1, tzinfo=dt.UTC)
 _MICROSECONDS_PER_DAY = 86_400_000_000
 _MAX_MONTHS = 36
 
@@ -69,34 +68,36 @@ def stage_entries(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame:
     )
 
 
+def _entries_in_windows(progress: pl.DataFrame, entries: pl.DataFrame) -> pl.DataFrame:
+    """Pair each handoff (by ``_row``) with its lead's stage entries in its window.
+
+    A lead has few handoffs and entries, so pairing them is cheap and avoids one
+    as-of join per stage.
+    """
+    inside = (pl.col("entered_at") >= pl.col("handoff_at")) & (
+        (pl.col("entered_at") < pl.col("window_end"))
+        | (pl.col("_last") & (pl.col("entered_at") <= pl.col("window_end")))
+    )
+    return (
+        progress.select("_row", "lead_id", "handoff_at", "window_end", "_last")
+        .join(entries, on="lead_id")
+        .filter(inside)
+        .select("_row", "stage", "entered_at")
+    )
+
+
 def _first_entry(
-    progress: pl.DataFrame, entries: pl.DataFrame, stage: str, after: str, name: str
+    progress: pl.DataFrame, paired: pl.DataFrame, stage: str, after: str, name: str
 ) -> pl.DataFrame:
-    """Add ``name``: the first ``stage`` entry at or after ``after``, in the window."""
-    events = entries.filter(pl.col("stage") == stage).select(
-        "lead_id", pl.col("entered_at").alias(name)
+    """Add ``name``: the first ``stage`` entry at or after column ``after``."""
+    first = (
+        paired.filter(pl.col("stage") == stage)
+        .join(progress.select("_row", after), on="_row")
+        .filter(pl.col("entered_at") >= pl.col(after))
+        .group_by("_row")
+        .agg(pl.col("entered_at").min().alias(name))
     )
-    start = pl.coalesce(
-        pl.col(after), pl.lit(_FAR_FUTURE).cast(pl.Datetime("us", "UTC"))
-    )
-    joined = (
-        progress.with_columns(_from=start)
-        .sort("_from")
-        .join_asof(
-            events.sort(name),
-            left_on="_from",
-            right_on=name,
-            by="lead_id",
-            strategy="forward",
-            check_sortedness=False,
-        )
-    )
-    inside = (pl.col(name) < pl.col("window_end")) | (
-        pl.col("_last") & (pl.col(name) <= pl.col("window_end"))
-    )
-    return joined.with_columns(
-        pl.when(inside & pl.col(after).is_not_null()).then(pl.col(name)).alias(name)
-    ).drop("_from")
+    return progress.join(first, on="_row", how="left")
 
 
 def _won_on(tables: CanonicalTables, progress: pl.DataFrame) -> pl.DataFrame:
@@ -158,27 +159,27 @@ def handoff_progress(
         windows = handoff_windows(tables, as_of)
     else:
         windows = handoff_spans(handoffs, as_of)
-    progress = windows.with_columns(
+    progress = windows.with_row_index("_row").with_columns(
         mql_at=pl.col("handoff_at"),
         _last=pl.col("window_end") == as_of_literal(as_of),
     )
+    paired = _entries_in_windows(progress, entries)
     previous = "mql_at"
     for stage in _TIMED:
-        progress = _first_entry(
-            progress, entries, stage, "handoff_at", f"direct_{stage}_at"
-        )
+        direct = f"direct_{stage}_at"
+        progress = _first_entry(progress, paired, stage, "handoff_at", direct)
         if stage in stages:
-            progress = _first_entry(progress, entries, stage, previous, f"{stage}_at")
+            progress = _first_entry(progress, paired, stage, previous, f"{stage}_at")
             previous = f"{stage}_at"
         else:
             progress = progress.with_columns(
                 pl.lit(None, pl.Datetime("us", "UTC")).alias(f"{stage}_at")
             )
     progress = _first_entry(
-        progress, entries, "customer", "opportunity_at", "customer_at"
+        progress, paired, "customer", "opportunity_at", "customer_at"
     )
     progress = _won_on(tables, progress)
-    return progress.drop("_last", "customer_at").sort("handoff_at", "lead_id")
+    return progress.drop("_row", "_last", "customer_at").sort("handoff_at", "lead_id")
 
 
 def _reached(stage: str) -> pl.Expr:

@@ -59,14 +59,17 @@ def owner_stints(
     ``stint_end``, ``reassigned`` (the stint began after the handoff).
     """
     as_of_value = as_of_literal(as_of)
-    assignments = (
-        tables["owner_events"]
-        .filter(pl.col("assigned_at") <= as_of_value)
-        .sort("lead_id", "assigned_at")
-        .with_columns(next_assigned_at=next_in_group("assigned_at", "lead_id"))
+    assignments = tables["owner_events"].filter(pl.col("assigned_at") <= as_of_value)
+    # Each handoff is paired with all its lead's assignments; sorting the pairs by
+    # the handoff's row number (an integer) is cheaper than sorting by lead id.
+    pairs = (
+        handoff_spans(handoffs, as_of)
+        .with_row_index("_row")
+        .join(assignments, on="lead_id")
+        .sort("_row", "assigned_at")
+        .with_columns(next_assigned_at=next_in_group("assigned_at", "_row"))
     )
-    windows = handoff_spans(handoffs, as_of)
-    stints = windows.join(assignments, on="lead_id").filter(
+    stints = pairs.filter(
         (pl.col("assigned_at") < pl.col("window_end"))
         & (
             pl.col("next_assigned_at").is_null()
@@ -88,31 +91,39 @@ def owner_responses(
     handoffs: pl.DataFrame,
     config: OrgConfig,
     as_of: dt.datetime,
+    *,
+    touches: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Return the owner stints with ``team``, ``responded_at`` and ``business_hours``.
 
     ``responded_at`` is the stint owner's first touch at or after the stint start
     and before its end (at or before the as-of time for a stint still open).
+    ``touches`` is :func:`metrics.handoffs.sales_touches`, computed when omitted.
     """
-    touches = sales_touches(tables, config, as_of).rename(
-        {"touch_owner_id": "owner_id", "touched_at": "responded_at"}
-    )
-    stints = owner_stints(tables, handoffs, as_of).sort("stint_start")
-    joined = stints.join_asof(
-        touches.sort("responded_at"),
-        left_on="stint_start",
-        right_on="responded_at",
-        by=["lead_id", "owner_id"],
-        strategy="forward",
-        check_sortedness=False,
-    )
+    if touches is None:
+        touches = sales_touches(tables, config, as_of)
+    stints = owner_stints(tables, handoffs, as_of).with_row_index("_row")
     open_stint = pl.col("stint_end") == as_of_literal(as_of)
-    inside = (pl.col("responded_at") < pl.col("stint_end")) | (
-        open_stint & (pl.col("responded_at") <= pl.col("stint_end"))
+    inside = (pl.col("touched_at") >= pl.col("stint_start")) & (
+        (pl.col("touched_at") < pl.col("stint_end"))
+        | (open_stint & (pl.col("touched_at") <= pl.col("stint_end")))
     )
-    joined = joined.with_columns(responded_at=pl.when(inside).then("responded_at"))
+    first_response = (
+        stints.select("_row", "lead_id", "owner_id", "stint_start", "stint_end")
+        .join(
+            touches.rename({"touch_owner_id": "owner_id"}),
+            on=["lead_id", "owner_id"],
+        )
+        .filter(inside)
+        .group_by("_row")
+        .agg(responded_at=pl.col("touched_at").min())
+    )
     teams = tables["users"].select("user_id", "team").unique("user_id")
-    joined = joined.join(teams, left_on="owner_id", right_on="user_id", how="left")
+    joined = (
+        stints.join(first_response, on="_row", how="left")
+        .drop("_row")
+        .join(teams, left_on="owner_id", right_on="user_id", how="left")
+    )
     calendar = BusinessCalendar(config.calendar)
     return calendar.business_hours(
         joined, "stint_start", "responded_at", name="business_hours"

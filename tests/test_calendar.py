@@ -227,3 +227,12 @@ def test_business_hours_zero_when_closed(config, day, fractions):
     length = gap["closed_to"] - gap["closed_from"]
     start, end = sorted(gap["closed_from"] + length * f for f in fractions)
     assert _hours(calendar, start, end) == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(config=calendars, start=instants, hours=st.integers(0, 400))
+def test_deadline_inverts_business_hours(config, start, hours):
+    calendar = BusinessCalendar(config)
+    frame = pl.DataFrame({"start": [start]}).cast({"start": pl.Datetime("us", "UTC")})
+    due = calendar.deadline(frame, "start", hours / 4, name="due")["due"][0]
+    assert _hours(calendar, start, due) == pytest.approx(hours / 4, abs=1e-9)
