@@ -21,6 +21,7 @@ import polars as pl
 
 from config.models import OrgConfig
 from connectors.schema import CanonicalTables
+from metrics import shared
 from metrics.calendar import BusinessCalendar
 from metrics.coverage import (
     as_of_literal,
@@ -75,15 +76,23 @@ def cadence_frame(
     tables: CanonicalTables,
     config: OrgConfig,
     as_of: dt.datetime,
+    *,
+    windows: pl.DataFrame | None = None,
+    touches: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Return one row per handoff with its cadence end, touches and status.
 
     ``status`` is ``complied``, ``ended_by_decision`` (complied through an early
-    decision after a touch), ``missed`` or ``not_due``.
+    decision after a touch), ``missed`` or ``not_due``. ``windows`` and
+    ``touches`` are :func:`metrics.coverage.handoff_spans` and
+    :func:`metrics.handoffs.sales_touches`, computed when omitted.
     """
     calendar = BusinessCalendar(config.calendar)
     hours = config.cadence.business_days * business_day_hours(config)
-    windows = handoff_spans(handoffs, as_of)
+    if windows is None:
+        windows = handoff_spans(handoffs, as_of)
+    if touches is None:
+        touches = sales_touches(tables, config, as_of)
     frame = handoffs.select("lead_id", "handoff_at", "decided_at").join(
         windows, on=["lead_id", "handoff_at"], how="left"
     )
@@ -92,7 +101,6 @@ def cadence_frame(
         cadence_end=pl.min_horizontal("cadence_due", "decided_at", "window_end"),
         decided_early=(pl.col("decided_at") < pl.col("cadence_due")).fill_null(False),
     )
-    touches = sales_touches(tables, config, as_of)
     frame = touches_between(frame, touches, "handoff_at", "cadence_end", name="touches")
     enough = pl.col("touches") >= config.cadence.min_touches
     as_of_value = as_of_literal(as_of)
@@ -122,7 +130,14 @@ def cadence_metrics(context: MeasureContext) -> Metrics:
     if reason:
         return not_measurable({key: ("share", label)}, reason)
 
-    frame = cadence_frame(context.handoffs, tables, config, context.as_of)
+    frame = cadence_frame(
+        context.handoffs,
+        tables,
+        config,
+        context.as_of,
+        windows=shared.spans(context),
+        touches=shared.touches(context),
+    )
     counts = dict(frame.group_by("status").len().iter_rows())
     complied = counts.get("complied", 0) + counts.get("ended_by_decision", 0)
     due = complied + counts.get("missed", 0)

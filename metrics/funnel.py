@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from connectors.schema import CanonicalTables
+from metrics import shared
 from metrics.coverage import (
     as_of_literal,
-    handoff_spans,
     missing_reason,
     month_of,
     not_measurable,
@@ -143,22 +143,21 @@ def handoff_progress(
     as_of: dt.datetime,
     stages: tuple[str, ...] | None = None,
     *,
-    handoffs: pl.DataFrame | None = None,
+    windows: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Return one row per handoff with when it reached each funnel stage.
 
     Columns: ``lead_id``, ``handoff_at``, ``mql_at``, ``sal_at``, ``sql_at``,
     ``opportunity_at`` (UTC instants, null when not reached through the chain),
     ``won_on`` (Date), and ``direct_<stage>_at``: the first entry of each stage
-    in the handoff's window whatever came before, for counting skips. Pass the
-    per-handoff frame as ``handoffs`` to save scanning the stage events again.
+    in the handoff's window whatever came before, for counting skips.
+    ``windows`` is :func:`metrics.handoffs.handoff_windows`, computed when
+    omitted.
     """
     entries = stage_entries(tables, as_of)
     stages = stages or present_stages(tables, entries)
-    if handoffs is None:
+    if windows is None:
         windows = handoff_windows(tables, as_of)
-    else:
-        windows = handoff_spans(handoffs, as_of)
     progress = windows.with_row_index("_row").with_columns(
         mql_at=pl.col("handoff_at"),
         _last=pl.col("window_end") == as_of_literal(as_of),
@@ -337,7 +336,7 @@ def funnel_metrics(context: MeasureContext) -> Metrics:
     if reason:
         return not_measurable(keys, reason)
     progress = handoff_progress(
-        tables, context.as_of, stages, handoffs=context.handoffs
+        tables, context.as_of, stages, windows=shared.spans(context)
     )
     if progress.is_empty():
         return not_measurable(keys, "no handoffs in the data")

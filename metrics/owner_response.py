@@ -23,10 +23,10 @@ import polars as pl
 
 from config.models import OrgConfig
 from connectors.schema import CanonicalTables
+from metrics import shared
 from metrics.calendar import BusinessCalendar
 from metrics.coverage import (
     as_of_literal,
-    handoff_spans,
     missing_reason,
     next_in_group,
     not_measurable,
@@ -51,9 +51,12 @@ _LABELS = {
 
 
 def owner_stints(
-    tables: CanonicalTables, handoffs: pl.DataFrame, as_of: dt.datetime
+    tables: CanonicalTables, windows: pl.DataFrame, as_of: dt.datetime
 ) -> pl.DataFrame:
     """Return one row per owner stint within a handoff's window.
+
+    ``windows`` has one row per handoff: ``lead_id``, ``handoff_at`` and
+    ``window_end`` (see :func:`metrics.coverage.handoff_spans`).
 
     Columns: ``lead_id``, ``handoff_at``, ``owner_id``, ``stint_start``,
     ``stint_end``, ``reassigned`` (the stint began after the handoff).
@@ -63,8 +66,7 @@ def owner_stints(
     # Each handoff is paired with all its lead's assignments; sorting the pairs by
     # the handoff's row number (an integer) is cheaper than sorting by lead id.
     pairs = (
-        handoff_spans(handoffs, as_of)
-        .with_row_index("_row")
+        windows.with_row_index("_row")
         .join(assignments, on="lead_id")
         .sort("_row", "assigned_at")
         .with_columns(next_assigned_at=next_in_group("assigned_at", "_row"))
@@ -88,7 +90,7 @@ def owner_stints(
 
 def owner_responses(
     tables: CanonicalTables,
-    handoffs: pl.DataFrame,
+    windows: pl.DataFrame,
     config: OrgConfig,
     as_of: dt.datetime,
     *,
@@ -102,7 +104,7 @@ def owner_responses(
     """
     if touches is None:
         touches = sales_touches(tables, config, as_of)
-    stints = owner_stints(tables, handoffs, as_of).with_row_index("_row")
+    stints = owner_stints(tables, windows, as_of).with_row_index("_row")
     open_stint = pl.col("stint_end") == as_of_literal(as_of)
     inside = (pl.col("touched_at") >= pl.col("stint_start")) & (
         (pl.col("touched_at") < pl.col("stint_end"))
@@ -138,7 +140,13 @@ def owner_response_metrics(context: MeasureContext) -> Metrics:
     )
     if reason:
         return not_measurable(_LABELS, reason)
-    responses = owner_responses(tables, context.handoffs, context.config, context.as_of)
+    responses = owner_responses(
+        tables,
+        shared.spans(context),
+        context.config,
+        context.as_of,
+        touches=shared.touches(context),
+    )
     sales = responses.filter(pl.col("team") == "sales")
     if sales.is_empty():
         return not_measurable(_LABELS, "no handoff was held by a sales owner")

@@ -1,0 +1,49 @@
+"""Intermediate frames several metric families need, computed once per run.
+
+A value is cached against the run's per-handoff frame (``context.handoffs``),
+which every family of one measure run shares, and is dropped with that frame.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+import polars as pl
+
+from metrics.coverage import handoff_spans
+from metrics.handoffs import sales_touches
+
+if TYPE_CHECKING:
+    from metrics.measure import MeasureContext
+
+T = TypeVar("T")
+_CACHE: dict[tuple[int, str], tuple[weakref.ref, object]] = {}
+
+
+def _cached(context: MeasureContext, name: str, compute: Callable[[], T]) -> T:
+    anchor = context.handoffs
+    key = (id(anchor), name)
+    hit = _CACHE.get(key)
+    if hit is not None and hit[0]() is anchor:
+        return hit[1]  # type: ignore[return-value]
+    value = compute()
+    _CACHE[key] = (weakref.ref(anchor, lambda _: _CACHE.pop(key, None)), value)
+    return value
+
+
+def spans(context: MeasureContext) -> pl.DataFrame:
+    """Return :func:`metrics.coverage.handoff_spans` of the run's handoffs."""
+    return _cached(
+        context, "spans", lambda: handoff_spans(context.handoffs, context.as_of)
+    )
+
+
+def touches(context: MeasureContext) -> pl.DataFrame:
+    """Return :func:`metrics.handoffs.sales_touches` for the run."""
+    return _cached(
+        context,
+        "sales_touches",
+        lambda: sales_touches(context.tables, context.config, context.as_of),
+    )
