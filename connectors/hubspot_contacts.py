@@ -7,7 +7,7 @@ records, and the union of their histories and activities.
 
 Stage entries come from the ``lifecyclestage`` and ``hs_lead_status``
 histories, read through the config's two mappings. Lifecycle stages only move
-forward, so rejection and recycling show only in the lead status; a re-MQL shows
+forward, so rejection and recycling show only in the lead status. A re-MQL shows
 as the lifecycle stage cleared and set again. The lifecycle date properties
 (``hs_lifecyclestage_<stage>_date``, ``hs_v2_date_entered_<stage>``) fill in a
 stage only when the history has no entry for it.
@@ -25,6 +25,9 @@ LIFECYCLE = "lifecyclestage"
 LEAD_STATUS = "hs_lead_status"
 OWNER = "hubspot_owner_id"
 CONVERSION = "recent_conversion_date"
+EMAIL_SEND = "hs_email_last_send_date"
+# Contact properties whose every past value is a marketing touch: (channel, responded).
+TOUCH_PROPERTIES = {CONVERSION: ("form", True), EMAIL_SEND: ("email", False)}
 
 
 def people(contacts: pl.DataFrame) -> pl.DataFrame:
@@ -117,7 +120,7 @@ def stage_events(
             .then(_mapped(pl.col("value"), lifecycle_map))
             .otherwise(_mapped(pl.col("value"), status_map))
         )
-        .sort("id", "property", "at")
+        .sort("id", "property", "at", maintain_order=True)
         .with_columns(previous=pl.col("stage").shift().over("id", "property"))
         .filter(
             pl.col("stage").is_not_null()
@@ -314,7 +317,7 @@ def owner_events(history: pl.DataFrame, leads_records: pl.DataFrame) -> pl.DataF
     """
     from_history = (
         history.filter(pl.col("property") == OWNER)
-        .sort("id", "at")
+        .sort("id", "at", maintain_order=True)
         .with_columns(previous=pl.col("value").shift().over("id"))
         .filter(
             pl.col("value").is_not_null()
@@ -341,27 +344,34 @@ def owner_events(history: pl.DataFrame, leads_records: pl.DataFrame) -> pl.DataF
     )
 
 
-def touches(history: pl.DataFrame, time_zone: str) -> pl.DataFrame:
-    """Return form conversions as marketing touches, one per conversion time.
+def touches(
+    history: pl.DataFrame, time_zone: str, properties: list[str]
+) -> pl.DataFrame:
+    """Return marketing touches from the history of the touch ``properties``.
 
-    Each value ``recent_conversion_date`` took is one conversion; the value is
-    the conversion time, and the history timestamp is used when it is blank.
+    Each value ``recent_conversion_date`` took is one form conversion (a
+    response); each value ``hs_email_last_send_date`` took is one marketing
+    e-mail sent. The value is the time of the touch, and the history timestamp
+    is used when the value cannot be read.
     """
-    conversions = history.filter(
-        (pl.col("property") == CONVERSION) & pl.col("value").is_not_null()
+    channels = {name: TOUCH_PROPERTIES[name][0] for name in properties}
+    responses = [name for name in properties if TOUCH_PROPERTIES[name][1]]
+    found = history.filter(
+        pl.col("property").is_in(properties) & pl.col("value").is_not_null()
     ).with_columns(touched=time_expr("value", time_zone))
     return (
-        conversions.select(lead_id="person", touched_at=pl.coalesce("touched", "at"))
-        .unique(["lead_id", "touched_at"])
-        .sort("lead_id", "touched_at")
-        .select(
-            touch_id=pl.col("lead_id")
-            + pl.lit(":")
-            + pl.col("touched_at").dt.epoch("ms").cast(pl.String),
-            lead_id="lead_id",
-            channel=pl.lit("form"),
-            touched_at="touched_at",
-            responded=pl.lit(True),
+        found.select(
+            lead_id="person",
+            touched_at=pl.coalesce("touched", "at"),
+            channel=pl.col("property").replace_strict(channels, return_dtype=pl.String),
+            responded=pl.col("property").is_in(responses),
+        )
+        .unique(["lead_id", "channel", "touched_at"])
+        .sort("lead_id", "touched_at", "channel")
+        .with_columns(
+            touch_id=pl.concat_str(
+                "lead_id", "channel", pl.col("touched_at").dt.epoch("ms"), separator=":"
+            )
         )
     )
 

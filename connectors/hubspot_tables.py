@@ -72,14 +72,14 @@ def canonical_from_portal(raw: RawPortal, config: OrgConfig) -> CanonicalTables:
         "opportunity_history", opportunity_history
     )
     result.tables["users"] = conform("users", _users(raw.owners, config))
-    result.tables["accounts"] = conform("accounts", _accounts(raw, config, result))
+    result.tables["accounts"] = conform("accounts", _accounts(raw, config))
     _marketing(raw, history, leads, time_zone, result)
 
     result.unmapped_statuses = contacts_module.unmapped_values(
         contacts, history, config
     )
     result.counts = {name: frame.height for name, frame in raw.objects.items()}
-    _describe(raw, config, mapping, contacts, date_only, time_zone, result)
+    _describe(raw, config, mapping, date_only, time_zone, result)
     return result
 
 
@@ -288,7 +288,7 @@ def _with_conversions(
 
 
 def _users(owners: pl.DataFrame, config: OrgConfig) -> pl.DataFrame:
-    """Owners become users; a team comes from the owner id, then the team names."""
+    """Return owners as users, with the team of the owner id, else of a team name."""
     by_name = (
         config.hubspot.teams
         if config.hubspot.teams is not None
@@ -320,9 +320,7 @@ def _users(owners: pl.DataFrame, config: OrgConfig) -> pl.DataFrame:
     )
 
 
-def _accounts(
-    raw: RawPortal, config: OrgConfig, result: CanonicalTables
-) -> pl.DataFrame:
+def _accounts(raw: RawPortal, config: OrgConfig) -> pl.DataFrame:
     companies = blank_to_null(raw.objects["companies"])
     target = config.hubspot.properties.target_account
     if not target or target not in companies.columns:
@@ -338,15 +336,19 @@ def _marketing(
     result: CanonicalTables,
 ) -> None:
     result.missing["campaigns"] = (
-        "HubSpot campaigns are not read; marketing touches come from form conversions"
+        "HubSpot campaigns are not read; marketing touches come from form "
+        "conversions and marketing e-mail sends"
     )
-    if not _defined(raw, "contacts", contacts_module.CONVERSION):
+    names = [
+        n for n in contacts_module.TOUCH_PROPERTIES if _defined(raw, "contacts", n)
+    ]
+    if not names:
         result.missing["touches"] = (
-            "the portal has no recent_conversion_date contact property, so no form "
-            "conversions to count as marketing touches"
+            "the portal defines neither recent_conversion_date nor "
+            "hs_email_last_send_date on contacts, so no marketing touches"
         )
         return
-    touches = contacts_module.touches(history, time_zone).join(
+    touches = contacts_module.touches(history, time_zone, names).join(
         leads.select("lead_id", "account_id"), on="lead_id", how="left"
     )
     result.tables["touches"] = conform("touches", touches)
@@ -363,7 +365,6 @@ def _describe(
     raw: RawPortal,
     config: OrgConfig,
     mapping: pl.DataFrame,
-    contacts: pl.DataFrame,
     date_only: dict[str, int],
     time_zone: str,
     result: CanonicalTables,

@@ -69,8 +69,10 @@ def check_hubspot_command(
 
     rows = mapping_rows(definitions, settings)
     table = Table(title=f"HubSpot contact stages at {settings.hubspot.host}")
-    for column in ("property", "value", "label", "canonical stage"):
-        table.add_column(column)
+    table.add_column("property")
+    table.add_column("value", overflow="fold")  # the exact text to map in the config
+    table.add_column("label")
+    table.add_column("canonical stage")
     for row in rows:
         style = "bold red" if row[3] == "UNMAPPED" else None
         table.add_row(*row, style=style)

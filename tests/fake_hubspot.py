@@ -683,11 +683,11 @@ DEAL_STAGES = [
 ]
 
 
-def define_standard_portal(portal: FakePortal) -> None:
-    """Add the property definitions, deal pipeline and owners every test portal has.
+def define_standard_portal(portal: FakePortal, *, owners: bool = True) -> None:
+    """Add the property definitions and deal pipeline every test portal has.
 
-    Owners: 101 and 102 on the Sales team (102 archived), 201 on Marketing, 301
-    on no team.
+    With ``owners``, also owners 101 and 102 on the Sales team (102 archived),
+    201 on Marketing and 301 on no team.
     """
     portal.define("contacts", "lifecyclestage", "enumeration", LIFECYCLE_OPTIONS)
     portal.define("contacts", "hs_lead_status", "enumeration", LEAD_STATUS_OPTIONS)
@@ -702,6 +702,7 @@ def define_standard_portal(portal: FakePortal) -> None:
         ("hubspotscore", "number"),
         ("hs_analytics_source", "enumeration"),
         ("recent_conversion_date", "datetime"),
+        ("hs_email_last_send_date", "datetime"),
         ("rejection_reason", "string"),
     ):
         portal.define("contacts", name, kind)
@@ -716,7 +717,278 @@ def define_standard_portal(portal: FakePortal) -> None:
         portal.define("deals", name, kind)
     portal.define("companies", "hs_is_target_account", "bool")
     portal.add_pipeline("deals", "default", "Sales Pipeline", DEAL_STAGES)
+    if not owners:
+        return
     portal.add_owner("101", 9101, teams=("Sales",))
     portal.add_owner("102", 9102, teams=("Sales",), archived=True)
     portal.add_owner("201", 9201, teams=("Marketing",))
     portal.add_owner("301", 9301)
+
+
+_LIFECYCLE_OF_STAGE = {
+    "mql": "marketingqualifiedlead",
+    "sql": "salesqualifiedlead",
+    "opportunity": "opportunity",
+    "customer": "customer",
+}
+_LEAD_STATUS_OF_STAGE = {
+    "sal": "IN_PROGRESS",
+    "rejected": "UNQUALIFIED",
+    "recycled": "BAD_TIMING",
+}
+_LIFECYCLE_RANK = {value: rank for rank, (value, _) in enumerate(LIFECYCLE_OPTIONS)}
+_TEAM_NAMES = {"sales": ("Sales",), "marketing": ("Marketing",), "other": ()}
+_ENGAGEMENT_OF_KIND = {
+    "call": "calls",
+    "email": "emails",
+    "meeting": "meetings",
+    "sms": "communications",
+    "other": "communications",
+    "task": "tasks",
+}
+
+
+class IdMap:
+    """Numeric HubSpot ids handed out for the ids of another CRM, per object type."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, dict[str, str]] = {}
+        self._next = 100
+
+    def get(self, object_type: str, source_id: str | None) -> str | None:
+        """Return the HubSpot id for ``source_id``, assigning the next free one."""
+        if source_id is None:
+            return None
+        table = self.ids.setdefault(object_type, {})
+        if source_id not in table:
+            self._next += 1
+            table[source_id] = str(self._next)
+        return table[source_id]
+
+
+def portal_from_tables(
+    tables: Any, emails: dict[str, str] | None = None
+) -> tuple[FakePortal, IdMap]:
+    """Build a portal holding the same people and events as canonical ``tables``.
+
+    Each lead becomes a contact, created at the same time. Its ``mql``, ``sql``,
+    ``opportunity`` and ``customer`` entries become lifecycle-stage history (a
+    stage that does not move forward is cleared first, as HubSpot requires), and
+    ``sal``, ``rejected`` and ``recycled`` entries become lead-status history
+    (IN_PROGRESS, UNQUALIFIED, BAD_TIMING) with the rejection reason beside it.
+    Every contact starts with the lead status NEW; a lead whose status is
+    unmapped (a key of ``tables.unmapped_statuses``) ends with that status
+    spelled as a HubSpot value (``Contacted - Waiting`` as CONTACTED_WAITING).
+    Owner events become owner history, completed activities engagements, open
+    ones tasks, deals keep their stage history, users become owners (inactive
+    ones archived). Responded marketing touches become form conversions and the
+    others marketing e-mail sends.
+    ``emails`` maps a lead id to its address, so e-mail hashes match.
+    """
+    portal = FakePortal()
+    define_standard_portal(portal, owners=False)
+    ids = IdMap()
+    _owners_from_users(portal, ids, tables["users"])
+    for company in tables["accounts"].iter_rows(named=True):
+        target = company["is_target"]
+        portal.add(
+            "companies",
+            {"hs_is_target_account": None if target is None else str(target).lower()},
+            object_id=ids.get("companies", company["account_id"]),
+        )
+    _contacts_from_leads(portal, ids, tables, emails or {})
+    _engagements_from_activities(portal, ids, tables["activities"])
+    _deals_from_opportunities(portal, ids, tables)
+    return portal, ids
+
+
+def _owners_from_users(portal: FakePortal, ids: IdMap, users: Any) -> None:
+    for number, user in enumerate(users.iter_rows(named=True)):
+        portal.add_owner(
+            ids.get("owners", user["user_id"]) or "",
+            50_000 + number,
+            teams=_TEAM_NAMES.get(user["team"], ()),
+            archived=not user["is_active"],
+        )
+
+
+def _contacts_from_leads(
+    portal: FakePortal, ids: IdMap, tables: Any, emails: dict
+) -> None:
+    events: dict[str, list[dict[str, Any]]] = {}
+    for event in tables["stage_events"].sort("entered_at").iter_rows(named=True):
+        events.setdefault(event["lead_id"], []).append(event)
+    owners: dict[str, list[tuple[str, str]]] = {}
+    for event in tables["owner_events"].sort("assigned_at").iter_rows(named=True):
+        owner = ids.get("owners", event["owner_id"]) or ""
+        owners.setdefault(event["lead_id"], []).append(
+            (owner, iso(event["assigned_at"]))
+        )
+    touches: dict[tuple[str, bool], list[tuple[str, str]]] = {}
+    for touch in tables["touches"].sort("touched_at").iter_rows(named=True):
+        if touch["lead_id"] is not None:
+            when = iso(touch["touched_at"])
+            key = (touch["lead_id"], bool(touch["responded"]))
+            touches.setdefault(key, []).append((when, when))
+    unmapped = set(tables.unmapped_statuses)
+    for lead in tables["leads"].iter_rows(named=True):
+        lead_id = lead["lead_id"]
+        history = _stage_history(lead["created_at"], events.get(lead_id, []))
+        if lead["status_raw"] in unmapped:
+            last = max(at for entries in history.values() for _, at in entries)
+            custom = re.sub(r"[^A-Z0-9]+", "_", lead["status_raw"].upper())
+            history["hs_lead_status"].append((custom, _iso_text(last)))
+        history["hubspot_owner_id"] = owners.get(lead_id, [])
+        history["recent_conversion_date"] = touches.get((lead_id, True), [])
+        history["hs_email_last_send_date"] = touches.get((lead_id, False), [])
+        values = {
+            "createdate": iso(lead["created_at"]),
+            "lastmodifieddate": iso(lead["created_at"]),
+            "hubspot_owner_id": ids.get("owners", lead["owner_id"]),
+            "hubspotscore": None if lead["score"] is None else f"{lead['score']:g}",
+            "hs_analytics_source": lead["source"],
+            "associatedcompanyid": ids.get("companies", lead["account_id"]),
+            "email": emails.get(lead_id),
+        }
+        portal.add(
+            "contacts", values, history=history, object_id=ids.get("contacts", lead_id)
+        )
+
+
+def _stage_history(
+    created: dt.datetime, events: list[dict[str, Any]]
+) -> dict[str, list]:
+    lifecycle = [("lead", iso(created))]
+    status = [("NEW", iso(created))]
+    reasons: list[tuple[str, str]] = []
+    for event in events:
+        when = event["entered_at"]
+        value = _LIFECYCLE_OF_STAGE.get(event["stage"])
+        if value is not None:
+            if _LIFECYCLE_RANK[value] <= _LIFECYCLE_RANK[lifecycle[-1][0] or "lead"]:
+                lifecycle.append(("", iso(when - dt.timedelta(milliseconds=1))))
+            lifecycle.append((value, iso(when)))
+            continue
+        status.append((_LEAD_STATUS_OF_STAGE[event["stage"]], iso(when)))
+        if event["reason"] is not None:
+            reasons.append((event["reason"], iso(when)))
+    return {
+        "lifecyclestage": lifecycle,
+        "hs_lead_status": status,
+        "rejection_reason": reasons,
+    }
+
+
+def _engagements_from_activities(
+    portal: FakePortal, ids: IdMap, activities: Any
+) -> None:
+    for activity in activities.iter_rows(named=True):
+        kind = activity["kind"] if activity["is_completed"] else "task"
+        object_type = _ENGAGEMENT_OF_KIND.get(kind, "tasks")
+        engagement_id = ids.get("engagements", activity["activity_id"]) or ""
+        values = {
+            "hs_timestamp": iso(activity["occurred_at"]),
+            "hs_lastmodifieddate": iso(activity["occurred_at"]),
+            "hubspot_owner_id": ids.get("owners", activity["owner_id"]),
+            "hs_engagement_source": "SEQUENCES"
+            if activity["is_automated"]
+            else "CRM_UI",
+            **_engagement_details(object_type, activity),
+        }
+        portal.add(object_type, values, object_id=engagement_id)
+        contact = ids.get("contacts", activity["lead_id"])
+        if contact is not None:
+            portal.associate(object_type, engagement_id, "contacts", contact)
+
+
+def _engagement_details(object_type: str, activity: dict[str, Any]) -> dict[str, str]:
+    direction = (activity["direction"] or "outbound").upper()
+    match object_type:
+        case "calls":
+            return {"hs_call_direction": direction, "hs_call_status": "COMPLETED"}
+        case "emails":
+            inbound = direction == "INBOUND"
+            return {
+                "hs_email_direction": "INCOMING_EMAIL" if inbound else "EMAIL",
+                "hs_email_status": "SENT",
+            }
+        case "meetings":
+            return {"hs_meeting_outcome": "COMPLETED"}
+        case "communications":
+            channel = "SMS" if activity["kind"] == "sms" else "LINKEDIN_MESSAGE"
+            return {"hs_communication_channel_type": channel}
+    if activity["is_completed"]:
+        return {
+            "hs_task_status": "COMPLETED",
+            "hs_task_completion_date": iso(activity["occurred_at"]),
+        }
+    return {"hs_task_status": "NOT_STARTED", "hs_task_type": activity["kind"].upper()}
+
+
+def _deals_from_opportunities(portal: FakePortal, ids: IdMap, tables: Any) -> None:
+    opportunities = tables["opportunities"]
+    stages = {
+        row["stage_raw"]: (row["is_closed"], row["is_won"])
+        for row in opportunities.select("stage_raw", "is_closed", "is_won").iter_rows(
+            named=True
+        )
+    }
+    for label in tables["opportunity_history"]["stage_raw"].unique().to_list():
+        stages.setdefault(label, (False, False))
+    portal.pipelines["deals"] = []  # replaces the standard pipeline
+    portal.add_pipeline(
+        "deals",
+        "default",
+        "Sales Pipeline",
+        [
+            (
+                _stage_id(label),
+                label,
+                bool(closed),
+                1.0 if won else 0.0 if closed else 0.5,
+            )
+            for label, (closed, won) in sorted(stages.items())
+        ],
+    )
+    history: dict[str, dict[str, list[tuple[str, str]]]] = {}
+    for change in (
+        tables["opportunity_history"].sort("changed_at").iter_rows(named=True)
+    ):
+        entry = history.setdefault(
+            change["opportunity_id"], {"dealstage": [], "amount": []}
+        )
+        when = iso(change["changed_at"])
+        entry["dealstage"].append((_stage_id(change["stage_raw"]), when))
+        if change["amount"] is not None:
+            entry["amount"].append((f"{change['amount']:g}", when))
+    for deal in opportunities.iter_rows(named=True):
+        deal_id = ids.get("deals", deal["opportunity_id"]) or ""
+        values = {
+            "createdate": iso(deal["created_at"]),
+            "hs_lastmodifieddate": iso(deal["created_at"]),
+            "closedate": None
+            if deal["close_date"] is None
+            else deal["close_date"].isoformat(),
+            "amount": None if deal["amount"] is None else f"{deal['amount']:g}",
+            "dealstage": _stage_id(deal["stage_raw"]),
+            "pipeline": "default",
+            "hubspot_owner_id": ids.get("owners", deal["owner_id"]),
+            "hs_analytics_source": deal["source"],
+        }
+        portal.add(
+            "deals",
+            values,
+            history=history.get(deal["opportunity_id"]),
+            object_id=deal_id,
+        )
+        for lead_id in deal["lead_ids"] or []:
+            portal.associate(
+                "deals", deal_id, "contacts", ids.get("contacts", lead_id) or ""
+            )
+        company = ids.get("companies", deal["account_id"])
+        if company is not None:
+            portal.associate("deals", deal_id, "companies", company)
+
+
+def _stage_id(label: str | None) -> str:
+    return re.sub(r"[^a-z0-9]+", "", (label or "").lower())

@@ -110,6 +110,7 @@ CONTACTS = [
             ],
             "hs_lead_status": [("IN_PROGRESS", at(HOUR)), ("BAD_TIMING", at(5 * DAY))],
             "hubspot_owner_id": [("101", at(30 * MINUTE))],
+            "hs_email_last_send_date": [(epoch_ms(T0 - 3 * DAY), at(-3 * DAY))],
         },
         False,
     ),
@@ -628,21 +629,26 @@ def test_companies_mark_target_accounts(fake: FakeHubSpot) -> None:
     assert rows(accounts, "account_id", "is_target") == [("501", True), ("502", False)]
 
 
-def test_form_conversions_become_touches(fake: FakeHubSpot) -> None:
+def test_conversions_and_sends_become_touches(fake: FakeHubSpot) -> None:
     tables = read(fake)
-    assert rows(tables["touches"], "lead_id", "touched_at", "channel") == [
-        ("1", T0 - DAY, "form"),
-        ("1", T0 - 2 * HOUR, "form"),
+    touches = tables["touches"].sort("lead_id", "touched_at")
+    assert rows(
+        touches, "touch_id", "lead_id", "touched_at", "channel", "responded"
+    ) == [
+        (f"1:form:{epoch_ms(T0 - DAY)}", "1", T0 - DAY, "form", True),
+        (f"1:form:{epoch_ms(T0 - 2 * HOUR)}", "1", T0 - 2 * HOUR, "form", True),
+        (f"2:email:{epoch_ms(T0 - 3 * DAY)}", "2", T0 - 3 * DAY, "email", False),
     ]
+    assert rows(touches, "account_id") == [("501",), ("501",), (None,)]
     assert "campaigns" in tables.missing
 
 
-def test_touches_missing_without_conversion_property() -> None:
+def test_touches_missing_without_touch_properties() -> None:
     portal = small_portal()
     portal.definitions["contacts"] = [
         d
         for d in portal.definitions["contacts"]
-        if d["name"] != "recent_conversion_date"
+        if d["name"] not in ("recent_conversion_date", "hs_email_last_send_date")
     ]
     with FakeHubSpot(portal) as server:
         tables = read(server)
@@ -872,3 +878,66 @@ def test_check_command_lists_mapping(
     assert "CUSTOM_X" in result.output
     assert "1 value(s) not mapped" in result.output
     assert load_config(config_path).hubspot.host == fake.url
+
+
+# The demo org read through HubSpot.
+
+# Metrics that read the Salesforce status mapping (config.stages) whatever the
+# source, so a HubSpot lead status counts as unmapped there.
+SALESFORCE_MAPPING_METRICS = ("unmapped_status_share", "converted_flag_mismatch_count")
+
+
+@pytest.fixture(scope="module")
+def demo_through_both(tmp_path_factory: pytest.TempPathFactory) -> tuple:
+    from connectors.demo import DEMO_AS_OF, generate_demo
+    from connectors.salesforce_export import read_export
+    from tests.fake_hubspot import portal_from_tables
+
+    folder = tmp_path_factory.mktemp("demo")
+    generate_demo(folder, leads=300)
+    config = load_config(folder / "revalign.yaml")
+    config = config.model_copy(
+        update={
+            "hubspot": HubSpotConfig(
+                properties={"rejection_reason": "rejection_reason"}
+            )
+        }
+    )
+    exported = read_export(folder, config)
+    emails = pl.read_csv(
+        folder / "Lead.csv", columns=["Id", "Email"], infer_schema=False
+    )
+    portal, _ = portal_from_tables(exported, dict(emails.iter_rows()))
+    with FakeHubSpot(portal) as server:
+        api = HubSpotApi(HubSpot(access_token=TOKEN, host=server.url))
+        through_hubspot, _ = read_hubspot(config, api=api, now=DEMO_AS_OF)
+    return exported, through_hubspot, config, DEMO_AS_OF
+
+
+def test_demo_tables_same_size(demo_through_both: tuple) -> None:
+    exported, through_hubspot, _, _ = demo_through_both
+    for table in ("leads", "stage_events", "owner_events", "activities", "touches"):
+        assert through_hubspot[table].height == exported[table].height, table
+    for table in ("opportunities", "opportunity_history", "accounts", "users"):
+        assert through_hubspot[table].height == exported[table].height, table
+
+
+def test_demo_metrics_match_export(demo_through_both: tuple) -> None:
+    from metrics.measure import measure
+
+    exported, through_hubspot, config, as_of = demo_through_both
+    expected, _ = measure(exported, config, as_of)
+    measured, _ = measure(through_hubspot, config, as_of)
+    assert set(measured) == set(expected)
+    for key in sorted(set(expected) - set(SALESFORCE_MAPPING_METRICS)):
+        assert measured[key].value == pytest.approx(expected[key].value), key
+        assert measured[key].population == expected[key].population, key
+
+
+def test_demo_unmapped_statuses_match(demo_through_both: tuple) -> None:
+    exported, through_hubspot, _, _ = demo_through_both
+    expected = {
+        value.upper().replace(" - ", "_").replace(" ", "_"): count
+        for value, count in exported.unmapped_statuses.items()
+    }
+    assert through_hubspot.unmapped_statuses == expected
