@@ -225,7 +225,7 @@ def test_demo_deactivated_rep_reassigned(demo: DemoOrg) -> None:
     assert name_rows.select("LeadId", "CreatedDate").equals(
         id_rows.select("LeadId", "CreatedDate")
     )
-    assert name_rows["NewValue"].str.starts_with("005").any() is False
+    assert not name_rows["NewValue"].str.starts_with("005").any()
 
 
 def test_demo_routing_to_inactive_rep(demo: DemoOrg, tables: CanonicalTables) -> None:
