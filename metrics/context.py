@@ -40,26 +40,23 @@ def handoff_context(handoffs: pl.DataFrame, tables: CanonicalTables) -> pl.DataF
     ``has_touch`` is true when the lead had a marketing touch at or before the
     handoff.
     """
-    # Lead ids are unique: the data gate fails a run on a duplicate.
-    scores = tables["leads"].select("lead_id", has_score=pl.col("score").is_not_null())
-    first_touch = (
-        tables["touches"]
-        .filter(pl.col("lead_id").is_not_null() & pl.col("touched_at").is_not_null())
-        .group_by("lead_id")
-        .agg(first_touch_at=pl.col("touched_at").min())
-    )
-    return (
-        handoffs.select("lead_id", "handoff_at")
-        .join(scores, on="lead_id", how="left")
-        .join(first_touch, on="lead_id", how="left")
-        .select(
-            "lead_id",
-            "handoff_at",
-            has_score=pl.col("has_score").fill_null(False),
-            has_touch=(pl.col("first_touch_at") <= pl.col("handoff_at")).fill_null(
-                False
-            ),
+    scored = tables["leads"].filter(pl.col("score").is_not_null())["lead_id"]
+    numbered = handoffs.select("lead_id", "handoff_at").with_row_index("_row")
+    # Pairing each handoff with its lead's touches is cheaper than a per-lead
+    # aggregate at scale, because most leads have only a few touches.
+    touched = (
+        numbered.join(
+            tables["touches"].select("lead_id", "touched_at").drop_nulls(), on="lead_id"
         )
+        .filter(pl.col("touched_at") <= pl.col("handoff_at"))
+        .select("_row")
+        .unique()
+    )
+    return numbered.select(
+        "lead_id",
+        "handoff_at",
+        has_score=pl.col("lead_id").is_in(scored.implode()),
+        has_touch=pl.col("_row").is_in(touched["_row"].implode()),
     )
 
 
