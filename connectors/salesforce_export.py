@@ -15,7 +15,12 @@ import polars as pl
 
 from config.models import OrgConfig
 from connectors.errors import InputError
-from connectors.salesforce_objects import OBJECT_NAMES, REQUIRED, canonical_from_objects, wanted_fields
+from connectors.salesforce_objects import (
+    OBJECT_NAMES,
+    REQUIRED,
+    canonical_from_objects,
+    wanted_fields,
+)
 from connectors.schema import CanonicalTables
 
 logger = logging.getLogger(__name__)
@@ -32,16 +37,22 @@ def _find_file(folder: Path, obj: str) -> Path | None:
     return None
 
 
-def read_object_csv(path: Path, obj: str, config: OrgConfig) -> tuple[pl.DataFrame, list[str]]:
+def read_object_csv(
+    path: Path, obj: str, config: OrgConfig
+) -> tuple[pl.DataFrame, list[str]]:
     """Read the columns revalign uses from one object CSV, all as text.
 
     Returns the frame and the wanted columns the file lacks. Raises
     :class:`InputError` when a column the object cannot be used without is missing.
     """
     try:
-        header = pl.read_csv(path, n_rows=0, infer_schema=False, encoding="utf8-lossy").columns
+        header = pl.read_csv(
+            path, n_rows=0, infer_schema=False, encoding="utf8-lossy"
+        ).columns
     except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as exc:
-        msg = f"{path}: cannot read as CSV ({exc}); re-export it as comma-separated UTF-8"
+        msg = (
+            f"{path}: cannot read as CSV ({exc}); re-export it as comma-separated UTF-8"
+        )
         raise InputError(msg) from None
     raw_names = {name.lstrip("\ufeff"): name for name in header}
     header = list(raw_names)
@@ -70,7 +81,9 @@ def read_object_csv(path: Path, obj: str, config: OrgConfig) -> tuple[pl.DataFra
     return frame, missing
 
 
-def read_export(folder: Path, config: OrgConfig, *, salt: str = "revalign") -> CanonicalTables:
+def read_export(
+    folder: Path, config: OrgConfig, *, salt: str = "revalign"
+) -> CanonicalTables:
     """Read a Salesforce export folder into canonical tables."""
     if not folder.is_dir():
         msg = f"export folder {str(folder)!r} not found; pass the folder that holds Lead.csv"
@@ -98,10 +111,18 @@ def read_export(folder: Path, config: OrgConfig, *, salt: str = "revalign") -> C
     if absent:
         tables.notes.insert(0, f"files not in the export: {', '.join(absent)}")
     if gaps:
-        tables.notes.insert(1 if absent else 0, f"columns not in the export: {', '.join(gaps)}")
+        tables.notes.insert(
+            1 if absent else 0, f"columns not in the export: {', '.join(gaps)}"
+        )
     return tables
 
 
 def _matters(obj: str, name: str) -> bool:
     # Bookkeeping columns whose absence changes no metric are not reported.
-    return name not in {"IsDeleted", "SystemModstamp", "LastModifiedDate", "MasterRecordId", "Email"}
+    return name not in {
+        "IsDeleted",
+        "SystemModstamp",
+        "LastModifiedDate",
+        "MasterRecordId",
+        "Email",
+    }

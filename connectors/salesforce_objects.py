@@ -56,7 +56,7 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "Id", "CampaignId", "LeadId", "ContactId", "CreatedDate", "FirstRespondedDate",
         "HasResponded", "IsDeleted",
     ),
-    "User": ("Id", "IsActive", "Department", "UserType"),
+    "User": ("Id", "IsActive", "Department", "UserType", "LastModifiedDate"),
 }  # fmt: skip
 
 OBJECT_NAMES = tuple(FIELDS)
@@ -100,7 +100,9 @@ def wanted_fields(obj: str, config: OrgConfig) -> tuple[str, ...]:
     extra: list[str] = []
     names = config.fields
     if obj == "Lead":
-        extra = [n for n in (names.lead_score, names.rejection_reason, names.mql_date) if n]
+        extra = [
+            n for n in (names.lead_score, names.rejection_reason, names.mql_date) if n
+        ]
     elif obj == "Account" and names.target_account:
         extra = [names.target_account]
     return FIELDS[obj] + tuple(f for f in extra if f not in FIELDS[obj])
@@ -127,7 +129,9 @@ class _Reader:
 
     def when(self, column: str) -> pl.Series:
         if not self.has(column):
-            return pl.Series(column, [None] * self.frame.height, dtype=pl.Datetime("us", "UTC"))
+            return pl.Series(
+                column, [None] * self.frame.height, dtype=pl.Datetime("us", "UTC")
+            )
         series, forms = parse_datetime(
             self.frame,
             column,
@@ -137,7 +141,9 @@ class _Reader:
         )
         for form, count in forms.items():
             if count:
-                self.zoneless[f"{self.name}.{column} ({form.replace('_', ' ')})"] = count
+                self.zoneless[f"{self.name}.{column} ({form.replace('_', ' ')})"] = (
+                    count
+                )
         return series
 
     def date(self, column: str) -> pl.Series:
@@ -268,7 +274,9 @@ def _stage_and_owner_events(
         stage_frames.append(
             status_rows.select(
                 "lead_id",
-                stage=pl.col("new").replace_strict(mapping, default=None, return_dtype=pl.String),
+                stage=pl.col("new").replace_strict(
+                    mapping, default=None, return_dtype=pl.String
+                ),
                 entered_at="at",
                 raw_value="new",
                 source_field=pl.lit("LeadHistory.Status"),
@@ -278,7 +286,9 @@ def _stage_and_owner_events(
             pl.col("field").is_in(["Owner", "ownerAssignment"])
             & pl.col("new").str.contains(OWNER_ID_PATTERN)
         ).sort("lead_id", "at")
-        first_owner = owner_rows.group_by("lead_id").agg(pl.col("old").first().alias("first"))
+        first_owner = owner_rows.group_by("lead_id").agg(
+            pl.col("old").first().alias("first")
+        )
         initial = (
             leads.select("lead_id", "created_at", "owner_id")
             .join(first_owner, on="lead_id", how="left")
@@ -324,7 +334,9 @@ def _stage_and_owner_events(
     result.tables["leads"] = conform("leads", leads)
 
 
-def _attach_rejection_reasons(events: pl.DataFrame, leads: pl.DataFrame) -> pl.DataFrame:
+def _attach_rejection_reasons(
+    events: pl.DataFrame, leads: pl.DataFrame
+) -> pl.DataFrame:
     """Put the lead's current rejection reason on its last rejection event.
 
     The export holds only the field's current value, which belongs to the most
@@ -470,7 +482,12 @@ def _opportunities(
     roles = readers.get("OpportunityContactRole")
     if roles is not None:
         from_roles = (
-            pl.DataFrame({"opportunity_id": roles.text("OpportunityId"), "contact_id": roles.text("ContactId")})
+            pl.DataFrame(
+                {
+                    "opportunity_id": roles.text("OpportunityId"),
+                    "contact_id": roles.text("ContactId"),
+                }
+            )
             .join(contact_to_lead, on="contact_id")
             .select("opportunity_id", "lead_id")
         )
@@ -480,7 +497,9 @@ def _opportunities(
             .group_by("opportunity_id")
             .agg(pl.col("lead_id").sort())
         )
-    frame = frame.join(from_leads.rename({"lead_id": "lead_ids"}), on="opportunity_id", how="left")
+    frame = frame.join(
+        from_leads.rename({"lead_id": "lead_ids"}), on="opportunity_id", how="left"
+    )
     result.tables["opportunities"] = conform("opportunities", frame)
 
     history = readers.get("OpportunityHistory")
@@ -522,13 +541,17 @@ def _marketing(
     if member is None:
         result.missing["touches"] = "no CampaignMember file, so no marketing touches"
         return
-    channels = result.tables.get("campaigns", empty("campaigns")).select("campaign_id", "channel")
+    channels = result.tables.get("campaigns", empty("campaigns")).select(
+        "campaign_id", "channel"
+    )
     responded_on = member.date("FirstRespondedDate")
     touches = pl.DataFrame(
         {
             "touch_id": member.text("Id"),
             "campaign_id": member.text("CampaignId"),
-            "who": pl.Series(member.text("LeadId")).fill_null(pl.Series(member.text("ContactId"))),
+            "who": pl.Series(member.text("LeadId")).fill_null(
+                pl.Series(member.text("ContactId"))
+            ),
             "touched_at": member.when("CreatedDate"),
             "responded": member.flag("HasResponded"),
             "responded_on": responded_on,
@@ -546,12 +569,20 @@ def _accounts_and_users(
         result.missing["accounts"] = "no Account file"
     else:
         target_field = config.fields.target_account
-        is_target = account.flag(target_field) if target_field and account.has(target_field) else None
+        is_target = (
+            account.flag(target_field)
+            if target_field and account.has(target_field)
+            else None
+        )
         if target_field and not account.has(target_field):
-            result.notes.append(f"Account has no {target_field} column: no target-account list")
+            result.notes.append(
+                f"Account has no {target_field} column: no target-account list"
+            )
         result.tables["accounts"] = conform(
             "accounts",
-            pl.DataFrame({"account_id": account.text("Id"), "is_target": is_target}, strict=False),
+            pl.DataFrame(
+                {"account_id": account.text("Id"), "is_target": is_target}, strict=False
+            ),
         )
     user = readers.get("User")
     if user is None:
@@ -564,11 +595,19 @@ def _accounts_and_users(
             "user_id": user.text("Id"),
             "department": user.text("Department"),
             "is_active": user.flag("IsActive"),
+            "modified_at": user.when("LastModifiedDate"),
         }
     ).with_columns(
+        # Deactivating a user is a change to the record, so an inactive user's last
+        # modification is the latest moment the deactivation can have happened.
+        deactivated_at=pl.when(~pl.col("is_active")).then("modified_at"),
         team=pl.coalesce(
-            pl.col("user_id").replace_strict(user_map, default=None, return_dtype=pl.String),
-            pl.col("department").replace_strict(department_map, default=None, return_dtype=pl.String),
+            pl.col("user_id").replace_strict(
+                user_map, default=None, return_dtype=pl.String
+            ),
+            pl.col("department").replace_strict(
+                department_map, default=None, return_dtype=pl.String
+            ),
             pl.lit("other"),
         )
     )

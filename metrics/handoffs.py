@@ -137,7 +137,9 @@ def _routing(
 
     The routed owner is the first assignment within ``sla.routing_hours`` after the
     handoff, else the owner in place at the handoff. Routing fails when that owner is
-    not an active sales user (a deactivated rep, a queue, a marketing user).
+    not a sales user active at the handoff (a deactivated rep, a queue, a marketing
+    user). A rep deactivated after the handoff was still active then; an inactive
+    user with no deactivation time counts as inactive throughout.
     """
     window = dt.timedelta(hours=config.sla.routing_hours)
     owners = tables["owner_events"].select("lead_id", "owner_id", "assigned_at").sort("assigned_at")
@@ -163,7 +165,7 @@ def _routing(
         .otherwise(None)
     ).drop("assigned_at")
     current = tables["leads"].select("lead_id", current_owner="owner_id")
-    users = tables["users"].select("user_id", "team", "is_active")
+    users = tables["users"].select("user_id", "team", "is_active", "deactivated_at")
     return (
         in_place.join(assigned, on=["lead_id", "handoff_at"])
         .join(current, on="lead_id", how="left")
@@ -176,7 +178,11 @@ def _routing(
             "handoff_at",
             "routed_owner_id",
             routing_failed=~(
-                (pl.col("team") == "sales") & pl.col("is_active")
+                (pl.col("team") == "sales")
+                & (
+                    pl.col("is_active")
+                    | (pl.col("deactivated_at") > pl.col("handoff_at")).fill_null(False)
+                )
             ).fill_null(False),
         )
     )

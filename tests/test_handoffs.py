@@ -149,3 +149,27 @@ def test_clock_rule_case_per_handoff() -> None:
     assert rows["L5"]["sla_deadline"] == at(15, 16, 30)
     assert rows["L6"]["routing_failed"] is True
     assert rows["L6"]["routed_owner_id"] == "0055g00000RepS3AAA"
+
+
+@pytest.mark.parametrize(
+    ("handoff_day", "failed"),
+    [
+        pytest.param(7, False, id="before-deactivation"),
+        pytest.param(14, True, id="after-deactivation"),
+    ],
+)
+def test_routing_to_rep_deactivated_later(handoff_day: int, failed: bool) -> None:
+    data = tables([("L1", "mql", at(handoff_day, 14))])
+    data.tables["users"] = conform(
+        "users",
+        pl.DataFrame(
+            {
+                "user_id": ["S1"],
+                "team": ["sales"],
+                "is_active": [False],
+                "deactivated_at": [at(10, 12)],
+            }
+        ),
+    )
+    handoffs = build_handoffs(data, CONFIG, at(31, 0))
+    assert handoffs["routing_failed"].to_list() == [failed]
