@@ -95,15 +95,24 @@ class MeasuredLevel:
         }
 
 
+SLA_ALERT_METRICS = frozenset(
+    {"sla_breach_rate", "sla_on_time_share", "speed_to_lead_median_business_hours"}
+)
+
+
 def config_facts(config: OrgConfig) -> Metrics:
     """Return the org config facts that criteria read like metrics.
 
     ``sla_configured`` is 1.0 when the config file sets an ``sla`` section, and the
-    built-in default does not count. ``sla_alerts_configured`` is 1.0 when breach
-    alerts are switched on.
+    built-in default does not count. ``sla_alerts_configured`` is 1.0 when the
+    config says breaches already alert someone (``alerting.sla_breach_alerts``),
+    or when revalign's own alerts have a channel and a rule on an SLA metric.
     """
     sla_set = "sla" in config.model_fields_set
-    alerts = config.alerting.sla_breach_alerts
+    own_alerts = bool(config.alerts.channels) and any(
+        rule.metric in SLA_ALERT_METRICS for rule in config.alerts.rules
+    )
+    alerts = config.alerting.sla_breach_alerts or own_alerts
     return {
         "sla_configured": _flag("sla_configured", sla_set, "SLA set in the org config"),
         "sla_alerts_configured": _flag(

@@ -160,6 +160,25 @@ def test_config_facts_set() -> None:
     assert facts["sla_alerts_configured"].value == 1.0
 
 
+def test_config_facts_own_sla_alert_rule() -> None:
+    config = OrgConfig.model_validate(
+        {
+            "alerts": {
+                "channels": [{"webhook_url_env": "REVOPS_WEBHOOK"}],
+                "rules": [{"id": "breaches", "metric": "sla_breach_rate", "above": 0.2}],
+            }
+        }
+    )
+    assert config_facts(config)["sla_alerts_configured"].value == 1.0
+
+
+def test_config_facts_alert_rule_without_channel() -> None:
+    config = OrgConfig.model_validate(
+        {"alerts": {"rules": [{"id": "breaches", "metric": "sla_breach_rate", "above": 0.2}]}}
+    )
+    assert config_facts(config)["sla_alerts_configured"].value == 0.0
+
+
 @pytest.mark.parametrize(
     ("value", "rounded"),
     [
