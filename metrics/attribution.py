@@ -379,13 +379,11 @@ def attribution_metrics(context: MeasureContext) -> Metrics:
             _LABELS["multi_touch_coverage_share"], note, counts,
         ),
     }  # fmt: skip
-    metrics.update(_amount_shares(coverage, amount, note, counts))
+    metrics.update(_amount_shares(coverage, amount, counts))
     return metrics
 
 
-def _amount_shares(
-    coverage: pl.DataFrame, amount: float, note: str, counts: dict
-) -> Metrics:
+def _amount_shares(coverage: pl.DataFrame, amount: float, counts: dict) -> Metrics:
     """Shares of pipeline amount: covered before creation, influenced, sourced."""
     keys = {
         "attribution_amount_coverage_share": pl.col("touches_before") >= 1,
@@ -397,9 +395,17 @@ def _amount_shares(
         return not_measurable({k: ("share", _LABELS[k]) for k in keys}, reason)
     metrics: Metrics = {}
     for key, condition in keys.items():
-        part = float(coverage.filter(condition)["amount"].sum())
+        matching = coverage.filter(condition)
+        part = float(matching["amount"].sum())
+        key_note = (
+            f"{part:,.0f} of {amount:,.0f} pipeline amount, "
+            f"{matching.height} of {coverage.height} opportunities"
+        )
+        if counts["missing_amount"]:
+            key_note += f"; {counts['missing_amount']} without an amount counted as 0"
+        details = {**counts, "amount": part, "matching": matching.height}
         metrics[key] = MetricValue(
-            key, share(part, amount), coverage.height, "share", _LABELS[key], note,
-            {**counts, "amount": part},
+            key, share(part, amount), coverage.height, "share", _LABELS[key],
+            key_note, details,
         )  # fmt: skip
     return metrics
