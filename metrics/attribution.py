@@ -4,8 +4,8 @@ A marketing touch reaches an opportunity through the opportunity's leads (its
 converted lead and its contacts, listed in ``opportunities.lead_ids``) or its
 account: the touch's own account, or else the account of the lead it touched.
 A touch counts for attribution when it happened at or before the opportunity was
-created; it counts as influence when it happened at any time up to the close date
-(or the as-of time for an open deal).
+created. It counts as influence when it happened at any time up to the close date,
+or up to the as-of time for an open deal.
 
 Rule-based models split each opportunity's amount over its attributed touches,
 ordered by time (ties by ``touch_id``):

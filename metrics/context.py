@@ -2,8 +2,8 @@
 
 A handoff has context when, at the handoff, the lead had a score and at least one
 marketing touch at or before it. The canonical tables hold only a lead's current
-score, not its history, so the current score stands in for the score at handoff
-and the coverage note says so.
+score, not its history, so the current score is used as the score at handoff,
+and the coverage note states this.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from metrics.result import Metrics, MetricValue
 if TYPE_CHECKING:
     from metrics.measure import MeasureContext
 
-SCORE_NOTE = "the current lead score stands in for the score at handoff"
+SCORE_NOTE = "the current lead score is used as the score at handoff"
 
 
 def score_reason(tables: CanonicalTables) -> str | None:

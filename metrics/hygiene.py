@@ -1,4 +1,4 @@
-"""Definition hygiene: whether the CRM's stages mean what the funnel says they mean.
+"""Definition hygiene: whether CRM stages mean what the funnel assumes.
 
 - ``unmapped_status_share``: share of leads whose current raw status no stage
   mapping covers (a value mapped to null is known, so it counts as mapped).
@@ -30,10 +30,17 @@ ACCEPTANCE_STAGES = ("sal", "sql")
 _MAX_LISTED = 20
 
 
+def status_mapping(tables: CanonicalTables, config: OrgConfig) -> dict[str, str | None]:
+    """Return the status mapping the connector applied, else the config's own."""
+    if tables.status_mapping is not None:
+        return tables.status_mapping
+    return config.stages.resolved()
+
+
 def unmapped_statuses(tables: CanonicalTables, config: OrgConfig) -> Metrics:
     """Share of leads whose current status is unmapped, listing the values."""
     key, label = "unmapped_status_share", "Leads with an unmapped status"
-    mapping = config.stages.resolved()
+    mapping = status_mapping(tables, config)
     statuses = tables["leads"].filter(pl.col("status_raw").is_not_null())
     if statuses.is_empty():
         return not_measurable({key: ("share", label)}, "no lead has a status value")
@@ -123,20 +130,20 @@ def stage_order(tables: CanonicalTables) -> Metrics:
 
 
 def converted_flag_mismatch(tables: CanonicalTables, config: OrgConfig) -> Metrics:
-    """Count leads whose status says converted while the converted flag is false."""
+    """Count leads whose status means converted while the converted flag is false."""
     key, label = "converted_flag_mismatch_count", "Converted status, flag not set"
     leads = tables["leads"]
     if leads["is_converted"].is_null().all():
         reason = "the source has no converted flag for leads"
         return not_measurable({key: ("count", label)}, reason)
-    mapping = config.stages.resolved()
+    mapping = status_mapping(tables, config)
     converted_values = [
         raw for raw, stage in mapping.items() if stage in CONVERTED_STAGES
     ]
-    says_converted = pl.col("status_raw").is_in(converted_values)
-    population = leads.filter(says_converted)
+    status_converted = pl.col("status_raw").is_in(converted_values)
+    population = leads.filter(status_converted)
     mismatched = population.filter(pl.col("is_converted") == False)  # noqa: E712
-    reverse = leads.filter(pl.col("is_converted") & ~says_converted.fill_null(False))
+    reverse = leads.filter(pl.col("is_converted") & ~status_converted.fill_null(False))
     details = {
         "converted_status_values": converted_values,
         "lead_ids": mismatched["lead_id"].head(_MAX_LISTED).to_list(),

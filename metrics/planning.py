@@ -9,8 +9,8 @@
   a target account.
 
 A lead's account is known once it is converted (or when the CRM links leads to
-accounts), so the MQL share covers those handoffs only and its note says how
-many were left out.
+accounts), so the MQL share covers those handoffs only. Its note counts the
+handoffs left out.
 """
 
 from __future__ import annotations
