@@ -78,6 +78,7 @@ def canonical_from_portal(raw: RawPortal, config: OrgConfig) -> CanonicalTables:
     result.unmapped_statuses = contacts_module.unmapped_values(
         contacts, history, config
     )
+    result.status_mapping = config.hubspot.stages.resolved()[1]
     result.counts = {name: frame.height for name, frame in raw.objects.items()}
     _describe(raw, config, mapping, date_only, time_zone, result)
     return result

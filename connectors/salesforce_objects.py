@@ -192,8 +192,8 @@ def canonical_from_objects(
         name: _without_deleted(_Reader(name, frame, f"{origin}{name}{suffix}", config))
         for name, frame in objects.items()
     }
-    result = CanonicalTables(tables={})
     mapping = config.stages.resolved()
+    result = CanonicalTables(tables={}, status_mapping=mapping)
 
     lead = readers["Lead"]
     leads = _leads(lead, salt, config)

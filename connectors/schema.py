@@ -147,7 +147,9 @@ class CanonicalTables:
     ``missing`` maps a table name to the reason it is absent (a file or column the
     source did not have), so metrics can say why they are not measurable.
     ``notes`` lists facts about how values were read, such as a time zone assumed
-    for zone-less timestamps.
+    for zone-less timestamps. ``status_mapping`` is the mapping of ``status_raw``
+    values to stages that the connector applied (``None`` when it applied none),
+    so metrics judge a value mapped by the same rule the connector used.
     """
 
     tables: dict[str, pl.DataFrame]
@@ -155,6 +157,7 @@ class CanonicalTables:
     notes: list[str] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     unmapped_statuses: dict[str, int] = field(default_factory=dict)
+    status_mapping: dict[str, str | None] | None = None
 
     def __getitem__(self, table: str) -> pl.DataFrame:
         return self.tables.get(table, empty(table))

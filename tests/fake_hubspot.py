@@ -180,8 +180,12 @@ class FakePortal:
         *,
         teams: tuple[str, ...] = (),
         archived: bool = False,
+        archived_at: str = "2024-06-30T12:00:00.000Z",
     ) -> None:
-        """Add an owner; archived owners are listed only with ``archived=true``."""
+        """Add an owner; archived owners are listed only with ``archived=true``.
+
+        An archived owner's ``updatedAt`` is ``archived_at``, when it was archived.
+        """
         self.owners.append(
             {
                 "id": owner_id,
@@ -192,9 +196,7 @@ class FakePortal:
                 "userId": None if archived else user_id,
                 "userIdIncludingInactive": user_id,
                 "createdAt": "2022-01-01T00:00:00.000Z",
-                "updatedAt": "2024-06-30T12:00:00.000Z"
-                if archived
-                else "2023-01-01T00:00:00.000Z",
+                "updatedAt": archived_at if archived else "2023-01-01T00:00:00.000Z",
                 "archived": archived,
                 "teams": [
                     {"id": str(900 + i), "name": name, "primary": i == 0}
@@ -809,6 +811,9 @@ def _owners_from_users(portal: FakePortal, ids: IdMap, users: Any) -> None:
             50_000 + number,
             teams=_TEAM_NAMES.get(user["team"], ()),
             archived=not user["is_active"],
+            archived_at=iso(user["deactivated_at"])
+            if user["deactivated_at"] is not None
+            else "2024-06-30T12:00:00.000Z",
         )
 
 

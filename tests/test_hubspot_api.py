@@ -882,9 +882,8 @@ def test_check_command_lists_mapping(
 
 # The demo org read through HubSpot.
 
-# Metrics that read the Salesforce status mapping (config.stages) whatever the
-# source, so a HubSpot lead status counts as unmapped there.
-SALESFORCE_MAPPING_METRICS = ("unmapped_status_share", "converted_flag_mismatch_count")
+# HubSpot has no converted flag on contacts, so this hygiene check is Salesforce's.
+SALESFORCE_ONLY_METRICS = ("converted_flag_mismatch_count",)
 
 
 @pytest.fixture(scope="module")
@@ -929,7 +928,7 @@ def test_demo_metrics_match_export(demo_through_both: tuple) -> None:
     expected, _ = measure(exported, config, as_of)
     measured, _ = measure(through_hubspot, config, as_of)
     assert set(measured) == set(expected)
-    for key in sorted(set(expected) - set(SALESFORCE_MAPPING_METRICS)):
+    for key in sorted(set(expected) - set(SALESFORCE_ONLY_METRICS)):
         assert measured[key].value == pytest.approx(expected[key].value), key
         assert measured[key].population == expected[key].population, key
 
@@ -941,3 +940,17 @@ def test_demo_unmapped_statuses_match(demo_through_both: tuple) -> None:
         for value, count in exported.unmapped_statuses.items()
     }
     assert through_hubspot.unmapped_statuses == expected
+
+
+def test_demo_levels_match_export(demo_through_both: tuple) -> None:
+    from metrics.measure import measure
+    from scoring.rubric import load_rubric
+    from scoring.scorecard import build_scorecard
+
+    exported, through_hubspot, config, as_of = demo_through_both
+    levels = []
+    for tables in (exported, through_hubspot):
+        metrics, _ = measure(tables, config, as_of)
+        card = build_scorecard(metrics, survey=None, config=config, rubric=load_rubric())
+        levels.append({item.key: item.measured.level for item in card.dimensions})
+    assert levels[1] == levels[0]
