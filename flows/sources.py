@@ -56,6 +56,15 @@ def _salesforce_api(request: SourceRequest) -> Extract:
     return Extract(result.tables, extracted_at=result.extracted_at)
 
 
+def _canonical_files(request: SourceRequest) -> Extract:
+    from connectors.canonical_files import read_canonical
+
+    if request.path is None:
+        msg = "--source canonical needs --path FOLDER (the folder holding leads.parquet)"
+        raise InputError(msg)
+    return Extract(read_canonical(request.path, request.config))
+
+
 def _hubspot_api(request: SourceRequest) -> Extract:
     from connectors.hubspot_api import extract_hubspot
 
@@ -63,6 +72,7 @@ def _hubspot_api(request: SourceRequest) -> Extract:
 
 
 SOURCES: dict[str, SourceReader] = {
+    "canonical": _canonical_files,
     "hubspot": _hubspot_api,
     "salesforce-export": _salesforce_export,
     "salesforce": _salesforce_api,

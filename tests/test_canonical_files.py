@@ -65,3 +65,23 @@ def test_parquet_with_wrong_type_names_column(tmp_path: Path) -> None:
 def test_missing_leads_file(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="leads.parquet or leads.csv not found"):
         read_canonical(tmp_path, load_config(None))
+
+
+def test_score_cli_reads_canonical_source(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    config = load_config(CLOCK_CASE / "revalign.yaml")
+    write_canonical(read_export(CLOCK_CASE, config), tmp_path / "canonical")
+    result = CliRunner().invoke(
+        app,
+        [
+            "score", "--source", "canonical", "--path", str(tmp_path / "canonical"),
+            "--config", str(CLOCK_CASE / "revalign.yaml"),
+            "--as-of", "2025-07-15T00:00:00Z", "--out", str(tmp_path / "out"), "--json",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert '"sla_breach_rate"' in result.stdout
+    assert (tmp_path / "out" / "scorecard.json").is_file()
