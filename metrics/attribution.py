@@ -36,7 +36,13 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from connectors.schema import CanonicalTables
-from metrics.coverage import as_of_literal, missing_reason, not_measurable, share
+from metrics.coverage import (
+    as_of_literal,
+    history_gap,
+    missing_reason,
+    not_measurable,
+    share,
+)
 from metrics.result import Metrics, MetricValue
 
 if TYPE_CHECKING:
@@ -364,6 +370,14 @@ def attribution_metrics(context: MeasureContext) -> Metrics:
         note += (
             f"; {counts['missing_amount']} opportunities have no amount (counted as 0)"
         )
+    gap = history_gap(
+        tables["touches"]["touched_at"],
+        tables["opportunities"]["created_at"],
+        source_name="marketing touches",
+        subject_name="opportunities",
+    )
+    if gap:
+        note += f"; {gap}"
 
     half_life = context.config.attribution.half_life_days
     credits = touch_credits(tables, as_of, half_life_days=half_life, pairs=pairs)

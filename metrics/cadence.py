@@ -26,6 +26,7 @@ from metrics.calendar import BusinessCalendar
 from metrics.coverage import (
     as_of_literal,
     handoff_spans,
+    history_gap,
     missing_reason,
     not_measurable,
 )
@@ -162,4 +163,12 @@ def cadence_metrics(context: MeasureContext) -> Metrics:
         f"{cadence.min_touches} touches in {cadence.business_days:g} business days; "
         f"{due} due handoffs, {details['not_due']} not yet due"
     )
+    gap = history_gap(
+        tables["activities"]["occurred_at"],
+        context.handoffs["handoff_at"],
+        source_name="sales activities",
+        subject_name="handoffs",
+    )
+    if gap:
+        note += f"; {gap}"
     return {key: MetricValue(key, complied / due, due, "share", label, note, details)}

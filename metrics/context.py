@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from connectors.schema import CanonicalTables
-from metrics.coverage import missing_reason, not_measurable
+from metrics.coverage import history_gap, missing_reason, not_measurable
 from metrics.result import Metrics, MetricValue
 
 if TYPE_CHECKING:
@@ -80,6 +80,14 @@ def context_metrics(context: MeasureContext) -> Metrics:
     note = (
         f"{counts['with_both']} of {counts['handoffs']} handoffs had both; {SCORE_NOTE}"
     )
+    gap = history_gap(
+        tables["touches"]["touched_at"],
+        handoffs["handoff_at"],
+        source_name="marketing touches",
+        subject_name="handoffs",
+    )
+    if gap:
+        note += f"; {gap}"
     value = counts["with_both"] / counts["handoffs"]
     return {
         key: MetricValue(key, value, counts["handoffs"], "share", label, note, counts)

@@ -70,3 +70,24 @@ def handoff_spans(handoffs: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:
             )
         )
     )
+
+
+def history_gap(
+    source: pl.Series, subjects: pl.Series, *, source_name: str, subject_name: str
+) -> str:
+    """Return a note when ``source`` records start after some ``subjects`` instants.
+
+    For example marketing touches that start in March while opportunities go
+    back to January: the earlier opportunities look untouched only because the
+    touch history is shorter. Returns an empty string when there is no gap.
+    """
+    first = source.drop_nulls().min()
+    if first is None:
+        return ""
+    earlier = int((subjects.drop_nulls() < first).sum())
+    if earlier == 0:
+        return ""
+    return (
+        f"{source_name} start on {first:%Y-%m-%d}; {earlier} {subject_name} come "
+        f"before that and may look untouched only because of it"
+    )

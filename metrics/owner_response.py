@@ -27,6 +27,7 @@ from metrics import shared
 from metrics.calendar import BusinessCalendar
 from metrics.coverage import (
     as_of_literal,
+    history_gap,
     missing_reason,
     next_in_group,
     not_measurable,
@@ -164,6 +165,14 @@ def owner_response_metrics(context: MeasureContext) -> Metrics:
         f"{counts['non_sales_stints']} stints held by queues or non-sales users "
         "left out"
     )
+    gap = history_gap(
+        tables["activities"]["occurred_at"],
+        sales["stint_start"],
+        source_name="sales activities",
+        subject_name="owner stints",
+    )
+    if gap:
+        note += f"; {gap}"
     hours = answered["business_hours"]
     metrics: Metrics = {
         "owner_unanswered_share": MetricValue(

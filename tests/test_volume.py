@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from config.models import CalendarConfig, OrgConfig, TargetsConfig, load_config
+from config.models import (
+    CalendarConfig,
+    ConfigError,
+    OrgConfig,
+    TargetsConfig,
+    load_config,
+)
 from connectors.errors import InputError
 from metrics.volume import read_target_csv, volume_metrics
 from tests.canonical import at, context, events, tables
@@ -89,3 +95,10 @@ def test_target_csv_relative_to_config(tmp_path):
     )
     config = load_config(tmp_path / "revalign.yaml")
     assert config.targets.mql_csv == tmp_path / "t.csv"
+
+
+def test_target_month_invalid_in_config(tmp_path):
+    path = tmp_path / "revalign.yaml"
+    path.write_text("targets:\n  mql_monthly:\n    '2024-13': 10\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="'2024-13' is not in YYYY-MM form"):
+        load_config(path)
