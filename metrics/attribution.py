@@ -258,7 +258,8 @@ def opportunity_coverage(
 ) -> pl.DataFrame:
     """Return one row per opportunity created by the as-of time with its touch counts.
 
-    Columns: ``opportunity_id``, ``amount`` (nulls as 0), ``touches_before`` (at
+    Columns: ``opportunity_id``, ``amount`` (nulls as 0), ``amount_missing``,
+    ``touches_before`` (at
     or before creation), ``influenced`` (any touch up to close or as-of) and
     ``sourced`` (a touch at or before its earliest lead's creation, plus a one-hour
     grace; false for an opportunity with no lead creation time). ``pairs`` is
@@ -286,7 +287,11 @@ def opportunity_coverage(
         ).any(),
     )
     return (
-        opportunities.select("opportunity_id", amount=pl.col("amount").fill_null(0.0))
+        opportunities.select(
+            "opportunity_id",
+            amount=pl.col("amount").fill_null(0.0),
+            amount_missing=pl.col("amount").is_null(),
+        )
         .join(counts, on="opportunity_id", how="left")
         .with_columns(
             touches_before=pl.col("touches_before").fill_null(0),
@@ -337,6 +342,28 @@ def _credit_tables(credits: pl.DataFrame, tables: CanonicalTables) -> dict[str, 
     return {"by_channel": channel.to_dicts(), "by_campaign": campaign.to_dicts()}
 
 
+def _coverage_note(tables: CanonicalTables, counts: dict, least: str) -> str:
+    """Return the note of a coverage share: how many, missing amounts, history."""
+    touches = (
+        "two or more marketing touches"
+        if least == "with_two_or_more"
+        else ("a marketing touch")
+    )
+    note = (
+        f"{counts[least]} of {counts['opportunities']} opportunities have {touches} "
+        f"at or before creation"
+    )
+    if counts["missing_amount"]:
+        note += f"; {counts['missing_amount']} without an amount counted as 0"
+    gap = history_gap(
+        tables["touches"]["touched_at"],
+        tables["opportunities"]["created_at"],
+        source_name="marketing touches",
+        subject_name="opportunities",
+    )
+    return f"{note}; {gap}" if gap else note
+
+
 def attribution_metrics(context: MeasureContext) -> Metrics:
     """Compute attribution coverage, sourced and influenced pipeline, model credit."""
     tables, as_of = context.tables, context.as_of
@@ -351,46 +378,26 @@ def attribution_metrics(context: MeasureContext) -> Metrics:
 
     total = coverage.height
     amount = float(coverage["amount"].sum())
-    covered = coverage.filter(pl.col("touches_before") >= 1)
-    multi = coverage.filter(pl.col("touches_before") >= 2)
     counts = {
         "opportunities": total,
-        "with_touch": covered.height,
-        "with_two_or_more": multi.height,
-        "missing_amount": tables["opportunities"]
-        .filter(pl.col("amount").is_null())
-        .height,
+        "with_touch": coverage.filter(pl.col("touches_before") >= 1).height,
+        "with_two_or_more": coverage.filter(pl.col("touches_before") >= 2).height,
+        "missing_amount": coverage.filter(pl.col("amount_missing")).height,
         "pipeline_amount": amount,
     }
-    note = (
-        f"{covered.height} of {total} opportunities have a marketing touch at or "
-        f"before creation"
-    )
-    if counts["missing_amount"]:
-        note += (
-            f"; {counts['missing_amount']} opportunities have no amount (counted as 0)"
-        )
-    gap = history_gap(
-        tables["touches"]["touched_at"],
-        tables["opportunities"]["created_at"],
-        source_name="marketing touches",
-        subject_name="opportunities",
-    )
-    if gap:
-        note += f"; {gap}"
-
     half_life = context.config.attribution.half_life_days
     credits = touch_credits(tables, as_of, half_life_days=half_life, pairs=pairs)
-    credit_details = {"half_life_days": half_life, **_credit_tables(credits, tables)}
-    coverage_details = {**counts, "credit": credit_details}
+    credit = {"half_life_days": half_life, **_credit_tables(credits, tables)}
     metrics: Metrics = {
         "attribution_coverage_share": MetricValue(
-            "attribution_coverage_share", covered.height / total, total, "share",
-            _LABELS["attribution_coverage_share"], note, coverage_details,
+            "attribution_coverage_share", counts["with_touch"] / total, total,
+            "share", _LABELS["attribution_coverage_share"],
+            _coverage_note(tables, counts, "with_touch"), {**counts, "credit": credit},
         ),
         "multi_touch_coverage_share": MetricValue(
-            "multi_touch_coverage_share", multi.height / total, total, "share",
-            _LABELS["multi_touch_coverage_share"], note, counts,
+            "multi_touch_coverage_share", counts["with_two_or_more"] / total, total,
+            "share", _LABELS["multi_touch_coverage_share"],
+            _coverage_note(tables, counts, "with_two_or_more"), counts,
         ),
     }  # fmt: skip
     metrics.update(_amount_shares(coverage, amount, counts))

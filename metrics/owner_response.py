@@ -133,13 +133,28 @@ def owner_responses(
     )
 
 
+def _response_note(
+    tables: CanonicalTables, sales: pl.DataFrame, counts: dict[str, int]
+) -> str:
+    note = (
+        f"over {counts['answered']} answered of {counts['stints']} sales owner "
+        f"stints; {counts['non_sales_stints']} stints held by queues or non-sales "
+        "users left out"
+    )
+    gap = history_gap(
+        tables["activities"]["occurred_at"],
+        sales["stint_start"],
+        source_name="sales activities",
+        subject_name="owner stints",
+    )
+    return f"{note}; {gap}" if gap else note
+
+
 def owner_response_metrics(context: MeasureContext) -> Metrics:
     """Compute the median and p90 owner response and the unanswered share."""
     tables = context.tables
-    reason = missing_reason(
-        tables, "stage_events", "owner_events", "activities", "users"
-    )
-    if reason:
+    needed = ("stage_events", "owner_events", "activities", "users")
+    if reason := missing_reason(tables, *needed):
         return not_measurable(_LABELS, reason)
     responses = owner_responses(
         tables,
@@ -160,40 +175,27 @@ def owner_response_metrics(context: MeasureContext) -> Metrics:
         "reassigned_stints": int(sales["reassigned"].sum()),
         "non_sales_stints": responses.height - sales.height,
     }
-    note = (
-        f"over {answered.height} answered of {sales.height} sales owner stints; "
-        f"{counts['non_sales_stints']} stints held by queues or non-sales users "
-        "left out"
-    )
-    gap = history_gap(
-        tables["activities"]["occurred_at"],
-        sales["stint_start"],
-        source_name="sales activities",
-        subject_name="owner stints",
-    )
-    if gap:
-        note += f"; {gap}"
-    hours = answered["business_hours"]
+    note = _response_note(tables, sales, counts)
+    key = "owner_unanswered_share"
     metrics: Metrics = {
-        "owner_unanswered_share": MetricValue(
-            "owner_unanswered_share", counts["unanswered"] / sales.height,
-            sales.height, "share", _LABELS["owner_unanswered_share"][1], note, counts,
+        key: MetricValue(
+            key, counts["unanswered"] / sales.height, sales.height, "share",
+            _LABELS[key][1], note, counts,
         )
     }  # fmt: skip
+
+    hours = answered["business_hours"]
     stats = {
         "owner_response_median_business_hours": hours.median(),
-        "owner_response_p90_business_hours": hours.quantile(
-            0.9, interpolation="linear"
-        ),
+        "owner_response_p90_business_hours": hours.quantile(0.9, "linear"),
     }
     for key, value in stats.items():
         unit, label = _LABELS[key]
         if value is None:
-            metrics[key] = MetricValue.not_measurable(
-                key, unit, label, "no owner touched a lead during a stint"
+            reason = "no owner touched a lead during a stint"
+            metrics[key] = MetricValue.not_measurable(key, unit, label, reason)
+        else:
+            metrics[key] = MetricValue(
+                key, value, answered.height, unit, label, note, counts
             )
-            continue
-        metrics[key] = MetricValue(
-            key, value, answered.height, unit, label, note, counts
-        )
     return metrics
