@@ -347,7 +347,7 @@ def _coverage_note(tables: CanonicalTables, counts: dict, least: str) -> str:
     touches = (
         "two or more marketing touches"
         if least == "with_two_or_more"
-        else ("a marketing touch")
+        else "a marketing touch"
     )
     note = (
         f"{counts[least]} of {counts['opportunities']} opportunities have {touches} "
