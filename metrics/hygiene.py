@@ -142,6 +142,9 @@ def converted_flag_mismatch(tables: CanonicalTables, config: OrgConfig) -> Metri
     ]
     status_converted = pl.col("status_raw").is_in(converted_values)
     population = leads.filter(status_converted)
+    if population.is_empty():
+        reason = "no lead has a status that maps to a converted stage"
+        return not_measurable({key: ("count", label)}, reason)
     mismatched = population.filter(pl.col("is_converted") == False)  # noqa: E712
     reverse = leads.filter(pl.col("is_converted") & ~status_converted.fill_null(False))
     details = {

@@ -149,3 +149,20 @@ def test_score_coverage_no_scores():
     metric = hygiene_metrics(context(data))["score_coverage_at_handoff"]
     assert metric.value is None
     assert "fields.lead_score" in metric.note
+
+
+def test_converted_flag_no_converted_status():
+    data = tables(
+        leads=[
+            {
+                "lead_id": "L1",
+                "status_raw": "Working - Contacted",
+                "is_converted": False,
+            }
+        ]
+    )
+    metric = converted_flag_mismatch(data, DEFAULT_STAGES)[
+        "converted_flag_mismatch_count"
+    ]
+    assert metric.value is None
+    assert metric.note == "no lead has a status that maps to a converted stage"
