@@ -21,6 +21,7 @@ import datetime as dt
 from dataclasses import replace
 from itertools import pairwise
 from typing import TYPE_CHECKING
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -181,6 +182,10 @@ def handoff_progress(
     return progress.drop("_row", "_last", "customer_at").sort("handoff_at", "lead_id")
 
 
+def _month(instant: dt.datetime, time_zone: str) -> str:
+    return instant.astimezone(ZoneInfo(time_zone)).strftime("%Y-%m")
+
+
 def _reached(stage: str) -> pl.Expr:
     column = "won_on" if stage == "won" else f"{stage}_at"
     return pl.col(column).is_not_null()
@@ -278,9 +283,18 @@ def _rates(frame: pl.DataFrame, stages: tuple[str, ...]) -> pl.DataFrame:
 
 
 def cohort_table(
-    progress: pl.DataFrame, stages: tuple[str, ...], time_zone: str
+    progress: pl.DataFrame,
+    stages: tuple[str, ...],
+    time_zone: str,
+    *,
+    settled_before: str | None = None,
 ) -> pl.DataFrame:
-    """Count, per handoff month, the handoffs that reached each stage, with rates."""
+    """Count, per handoff month, the handoffs that reached each stage, with rates.
+
+    ``settled`` marks the months before ``settled_before`` (a ``YYYY-MM`` month):
+    cohorts whose handoffs are all older than the decision window. Later cohorts
+    are still converting, so their rates will rise.
+    """
     counts = (
         progress.with_columns(month=month_of("handoff_at", time_zone))
         .group_by("month")
@@ -288,7 +302,8 @@ def cohort_table(
         .sort("month")
         .tail(_MAX_MONTHS)
     )
-    return _rates(counts, stages)
+    settled = pl.col("month") < settled_before if settled_before else pl.lit(None)
+    return _rates(counts, stages).with_columns(settled=settled)
 
 
 def period_table(
@@ -342,6 +357,7 @@ def funnel_metrics(context: MeasureContext) -> Metrics:
         return not_measurable(keys, "no handoffs in the data")
 
     cutoff = as_of_literal(context.as_of) - pl.duration(days=window)
+    cutoff_instant = context.as_of - dt.timedelta(days=window)
     mature = progress.filter(pl.col("handoff_at") <= cutoff)
     note = (
         f"handoffs older than {window} days: {mature.height} of {progress.height}; "
@@ -357,7 +373,9 @@ def funnel_metrics(context: MeasureContext) -> Metrics:
     details = {
         **headline.details,
         "skipped_stages": _skips(progress),
-        "cohorts": cohort_table(progress, stages, zone).to_dicts(),
+        "cohorts": cohort_table(
+            progress, stages, zone, settled_before=_month(cutoff_instant, zone)
+        ).to_dicts(),
         "periods": period_table(progress, stages, zone).to_dicts(),
     }
     metrics["funnel_mql_to_sal"] = replace(headline, details=details)

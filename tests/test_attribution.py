@@ -177,7 +177,7 @@ def test_attribution_half_life_from_config():
 _DAY = dt.timedelta(days=1)
 opportunity_sets = st.lists(
     st.tuples(
-        st.one_of(st.just(0.0), st.floats(0.01, 1e7)),  # amount
+        st.one_of(st.none(), st.just(0.0), st.floats(0.01, 1e7)),  # amount
         st.lists(st.integers(0, 60), min_size=1, max_size=8),  # touch days
         st.one_of(st.none(), st.integers(0, 60)),  # lead creation day
     ),

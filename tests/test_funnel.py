@@ -98,9 +98,11 @@ def test_funnel_cohort_table(funnel):
     assert cohorts[0] == {
         "month": "2024-01", "mql": 4, "sal": 2, "sql": 1, "opportunity": 1, "won": 1,
         "mql_to_sal": 0.5, "sal_to_sql": 0.5, "sql_to_opportunity": 1.0,
-        "opportunity_to_won": 1.0,
+        "opportunity_to_won": 1.0, "settled": True,
     }  # fmt: skip
     assert cohorts[3]["sal_to_sql"] is None
+    # December's handoffs are not all older than the 14-day decision window.
+    assert cohorts[3]["settled"] is False
 
 
 def test_funnel_period_table(funnel):
