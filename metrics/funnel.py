@@ -145,6 +145,7 @@ def handoff_progress(
     stages: tuple[str, ...] | None = None,
     *,
     windows: pl.DataFrame | None = None,
+    entries: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Return one row per handoff with when it reached each funnel stage.
 
@@ -152,10 +153,11 @@ def handoff_progress(
     ``opportunity_at`` (UTC instants, null when not reached through the chain),
     ``won_on`` (Date), and ``direct_<stage>_at``: the first entry of each stage
     in the handoff's window whatever came before, for counting skips.
-    ``windows`` is :func:`metrics.handoffs.handoff_windows`, computed when
-    omitted.
+    ``windows`` is :func:`metrics.handoffs.handoff_windows` and ``entries`` is
+    :func:`stage_entries`, each computed when omitted.
     """
-    entries = stage_entries(tables, as_of)
+    if entries is None:
+        entries = stage_entries(tables, as_of)
     stages = stages or present_stages(tables, entries)
     if windows is None:
         windows = handoff_windows(tables, as_of)
@@ -338,7 +340,8 @@ def funnel_metrics(context: MeasureContext) -> Metrics:
     """Compute funnel conversions, stage velocity and the cohort and period tables."""
     tables, config = context.tables, context.config
     window = config.decision_window_days
-    stages = present_stages(tables, stage_entries(tables, context.as_of))
+    entries = stage_entries(tables, context.as_of)
+    stages = present_stages(tables, entries)
     keys = {
         k: ("share", f"Funnel conversion, {_label(a, b)}")
         for k, (a, b) in _conversion_labels(stages).items()
@@ -351,7 +354,11 @@ def funnel_metrics(context: MeasureContext) -> Metrics:
     if reason:
         return not_measurable(keys, reason)
     progress = handoff_progress(
-        tables, context.as_of, stages, windows=shared.spans(context)
+        tables,
+        context.as_of,
+        stages,
+        windows=shared.spans(context),
+        entries=entries,
     )
     if progress.is_empty():
         return not_measurable(keys, "no handoffs in the data")
