@@ -57,12 +57,15 @@ def _mql_share(handoffs: pl.DataFrame, tables: CanonicalTables) -> MetricValue:
     unit, label = _LABELS[key]
     if reason := missing_reason(tables, "stage_events"):
         return MetricValue.not_measurable(key, unit, label, reason)
-    lead_accounts = tables["leads"].select("lead_id", "account_id").unique("lead_id")
-    known = (
-        handoffs.select("lead_id")
-        .join(lead_accounts, on="lead_id", how="left")
-        .join(_targets(tables), on="account_id", how="inner")
+    # Lead ids are unique: the data gate fails a run on a duplicate.
+    lead_targets = (
+        tables["leads"]
+        .select("lead_id", "account_id")
+        .drop_nulls("account_id")
+        .join(_targets(tables), on="account_id")
+        .select("lead_id", "is_target")
     )
+    known = handoffs.select("lead_id").join(lead_targets, on="lead_id")
     if known.is_empty():
         reason = "no handed-off lead is linked to a known account"
         return MetricValue.not_measurable(key, unit, label, reason)
