@@ -128,8 +128,9 @@ class BusinessCalendar:
         """Apply ``compute`` to the rows of each time zone with that zone's calendar.
 
         The loop runs once per distinct zone, not per row. Rows keep their order.
+        A frame without the ``zone`` column uses the org's time zone throughout.
         """
-        if frame.is_empty():
+        if frame.is_empty() or zone not in frame.columns:
             return compute(self, frame)
         zones = frame[zone].unique().drop_nulls().to_list()
         known = {z for z in zones if _is_known_zone(z)}

@@ -236,3 +236,10 @@ def test_deadline_inverts_business_hours(config, start, hours):
     frame = pl.DataFrame({"start": [start]}).cast({"start": pl.Datetime("us", "UTC")})
     due = calendar.deadline(frame, "start", hours / 4, name="due")["due"][0]
     assert _hours(calendar, start, due) == pytest.approx(hours / 4, abs=1e-9)
+
+
+def test_business_hours_zone_column_absent():
+    calendar = _calendar(time_zone="America/New_York")
+    frame = pl.DataFrame({"start": [_at(2024, 6, 3, 8)], "end": [_at(2024, 6, 3, 14)]})
+    result = calendar.business_hours(frame, "start", "end", name="hours", zone="zone")
+    assert result["hours"].to_list() == [1.0]
