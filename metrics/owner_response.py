@@ -11,7 +11,9 @@ kept: a lead passed between three reps gives three stints.
 
 Stints held by someone who is not a sales user (a queue, a marketing user) are
 not a rep's response and are counted apart. Unanswered stints stay in the
-population as unanswered.
+population as unanswered. The details also give the median over final stints
+only: from the assignment to the owner who kept the lead to that owner's first
+touch.
 """
 
 from __future__ import annotations
@@ -60,7 +62,8 @@ def owner_stints(
     ``window_end`` (see :func:`metrics.coverage.handoff_spans`).
 
     Columns: ``lead_id``, ``handoff_at``, ``owner_id``, ``stint_start``,
-    ``stint_end``, ``reassigned`` (the stint began after the handoff).
+    ``stint_end``, ``reassigned`` (the stint began after the handoff) and
+    ``final`` (the owner still held the lead at the window's end).
     """
     as_of_value = as_of_literal(as_of)
     assignments = tables["owner_events"].filter(pl.col("assigned_at") <= as_of_value)
@@ -86,6 +89,8 @@ def owner_stints(
         stint_start=pl.max_horizontal("assigned_at", "handoff_at"),
         stint_end=pl.min_horizontal("next_assigned_at", "window_end"),
         reassigned=pl.col("assigned_at") > pl.col("handoff_at"),
+        final=pl.col("next_assigned_at").is_null()
+        | (pl.col("next_assigned_at") >= pl.col("window_end")),
     )
 
 
@@ -175,12 +180,19 @@ def owner_response_metrics(context: MeasureContext) -> Metrics:
         "reassigned_stints": int(sales["reassigned"].sum()),
         "non_sales_stints": responses.height - sales.height,
     }
+    # The final owner's view: from the assignment to the owner who kept the lead.
+    final = sales.filter(pl.col("final"))
+    details = {
+        **counts,
+        "final_owner_stints": final.height,
+        "final_owner_median_business_hours": final["business_hours"].median(),
+    }
     note = _response_note(tables, sales, counts)
     key = "owner_unanswered_share"
     metrics: Metrics = {
         key: MetricValue(
             key, counts["unanswered"] / sales.height, sales.height, "share",
-            _LABELS[key][1], note, counts,
+            _LABELS[key][1], note, details,
         )
     }  # fmt: skip
 
@@ -196,6 +208,6 @@ def owner_response_metrics(context: MeasureContext) -> Metrics:
             metrics[key] = MetricValue.not_measurable(key, unit, label, reason)
         else:
             metrics[key] = MetricValue(
-                key, value, answered.height, unit, label, note, counts
+                key, value, answered.height, unit, label, note, details
             )
     return metrics

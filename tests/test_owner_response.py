@@ -91,3 +91,10 @@ def test_owner_response_no_owner_history():
     ]
     assert metric.value is None
     assert metric.note == "no LeadHistory file"
+
+
+def test_owner_response_final_owner(metrics):
+    details = metrics["owner_response_median_business_hours"].details
+    # Final stints: L1 with U2 (0.5 h), L2 with U1 (5 h), L3 with U2 (none), L4 (0 h).
+    assert details["final_owner_stints"] == 4
+    assert details["final_owner_median_business_hours"] == 0.5
