@@ -4,12 +4,16 @@ Usage, from the repository root (each step is its own process, so each peak
 memory figure belongs to that step alone)::
 
     .venv/bin/python -m benchmarks.bench_metrics generate --leads 1000000 --out DIR
+    .venv/bin/python -m benchmarks.bench_metrics generate --from-demo --out DIR
     .venv/bin/python -m benchmarks.bench_metrics measure DIR
     .venv/bin/python -m benchmarks.bench_metrics duckdb DIR
 
-``measure`` reads the files with the canonical-files connector and runs
-``metrics.measure.measure`` (every registered family), timing the read, the
-per-handoff frame and each family. ``duckdb`` computes the handoff metrics in
+``generate --from-demo`` writes the demo company (``connectors.demo``) as a
+Salesforce export, reads it through the export reader and keeps the canonical
+tables as Parquet, with the demo's config and as-of time beside them in
+``benchmark.json``. ``measure`` reads the files with the canonical-files
+connector and runs ``metrics.measure.measure`` (every registered family), timing
+the read, the per-handoff frame and each family. ``duckdb`` computes the handoff metrics in
 plain DuckDB SQL over the same files for comparison. Both print JSON with the
 wall times in seconds and the process's peak resident memory in MiB.
 """
@@ -17,6 +21,7 @@ wall times in seconds and the process's peak resident memory in MiB.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import platform
@@ -26,6 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.synthetic import AS_OF, BENCHMARK_CONFIG, generate, write
+from config.models import OrgConfig, load_config
+
+SETTINGS_FILE = "benchmark.json"
 
 
 def _peak_mib() -> float:
@@ -64,6 +72,40 @@ def run_generate(leads: int, out: Path, seed: int) -> dict[str, Any]:
     return {"seconds": round(time.perf_counter() - started, 2), "rows": rows}
 
 
+def run_generate_demo(leads: int, out: Path, seed: int) -> dict[str, Any]:
+    """Write the demo company as an export, read it, keep the canonical Parquet."""
+    import tempfile
+
+    from connectors.canonical_files import write_canonical
+    from connectors.demo import DEMO_AS_OF, DEMO_CONFIG, generate_demo
+    from connectors.salesforce_export import read_export
+
+    with tempfile.TemporaryDirectory(prefix="revalign-demo-") as export:
+        started = time.perf_counter()
+        generate_demo(Path(export), leads=leads, seed=seed)
+        generated = time.perf_counter()
+        tables = read_export(Path(export), load_config(DEMO_CONFIG))
+        read = time.perf_counter()
+    write_canonical(tables, out)
+    settings = {"config": str(DEMO_CONFIG), "as_of": DEMO_AS_OF.isoformat()}
+    (out / SETTINGS_FILE).write_text(json.dumps(settings), encoding="utf-8")
+    return {
+        "seconds_generate_export": round(generated - started, 2),
+        "seconds_read_export": round(read - generated, 2),
+        "rows": {name: frame.height for name, frame in tables.tables.items()},
+    }
+
+
+def settings_for(folder: Path) -> tuple[OrgConfig, dt.datetime]:
+    """Return the org config and as-of time the folder's data was made for."""
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        return BENCHMARK_CONFIG, AS_OF
+    settings = json.loads(path.read_text(encoding="utf-8"))
+    as_of = dt.datetime.fromisoformat(settings["as_of"])
+    return load_config(Path(settings["config"])), as_of
+
+
 def run_measure(folder: Path) -> dict[str, Any]:
     """Read the folder and run every metric family, timing each step."""
     import polars as pl
@@ -72,6 +114,7 @@ def run_measure(folder: Path) -> dict[str, Any]:
     from metrics import measure as measure_module
     from metrics.handoffs import build_handoffs
 
+    config, as_of = settings_for(folder)
     timings: dict[str, float] = {}
     cpu_timings: dict[str, float] = {}
     cpu_started = _cpu_seconds()
@@ -81,12 +124,12 @@ def run_measure(folder: Path) -> dict[str, Any]:
         timings[name] = time.perf_counter() - step_started
         cpu_timings[name] = _cpu_seconds() - cpu_step_started
 
-    tables = read_canonical(folder, BENCHMARK_CONFIG)
+    tables = read_canonical(folder, config)
     timed("read", started, cpu_started)
     step, cpu_step = time.perf_counter(), _cpu_seconds()
-    handoffs = build_handoffs(tables, BENCHMARK_CONFIG, AS_OF)
+    handoffs = build_handoffs(tables, config, as_of)
     timed("build_handoffs", step, cpu_step)
-    context = measure_module.MeasureContext(tables, BENCHMARK_CONFIG, AS_OF, handoffs)
+    context = measure_module.MeasureContext(tables, config, as_of, handoffs)
     metrics = {}
     for family in measure_module.FAMILIES:
         step, cpu_step = time.perf_counter(), _cpu_seconds()
@@ -111,9 +154,10 @@ def run_duckdb(folder: Path) -> dict[str, Any]:
     """Compute the handoff metrics in DuckDB SQL over the same Parquet files."""
     from benchmarks.duckdb_handoffs import handoff_metrics_sql
 
+    config, as_of = settings_for(folder)
     cpu_started = _cpu_seconds()
     started = time.perf_counter()
-    values = handoff_metrics_sql(folder, BENCHMARK_CONFIG, AS_OF)
+    values = handoff_metrics_sql(folder, config, as_of)
     return {
         "seconds_total": round(time.perf_counter() - started, 2),
         "cpu_seconds": round(_cpu_seconds() - cpu_started, 2),
@@ -130,12 +174,19 @@ def main() -> None:
     gen.add_argument("--leads", type=int, default=1_000_000, help="number of leads")
     gen.add_argument("--seed", type=int, default=7, help="random seed")
     gen.add_argument("--out", type=Path, required=True, help="output folder")
+    gen.add_argument(
+        "--from-demo",
+        action="store_true",
+        help="generate the demo company and read it through the export reader",
+    )
     for name in ("measure", "duckdb"):
         step = steps.add_parser(name, help=f"time the {name} step over a folder")
         step.add_argument("folder", type=Path, help="folder of canonical Parquet files")
     args = parser.parse_args()
 
-    if args.step == "generate":
+    if args.step == "generate" and args.from_demo:
+        result = run_generate_demo(args.leads, args.out, args.seed)
+    elif args.step == "generate":
         result = run_generate(args.leads, args.out, args.seed)
     elif args.step == "measure":
         result = run_measure(args.folder)

@@ -134,7 +134,9 @@ WITH in_place AS (
       ON c.lead_id = o.lead_id AND o.assigned_at >= c.handoff_at
 )
 SELECT i.lead_id, i.handoff_at,
-       NOT coalesce(u.team = 'sales' AND u.is_active, false) AS routing_failed
+       NOT coalesce(u.team = 'sales' AND (u.is_active
+           OR coalesce(u.deactivated_at > i.handoff_at, false)), false)
+           AS routing_failed
 FROM in_place i
 JOIN assigned a USING (lead_id, handoff_at)
 LEFT JOIN leads l ON l.lead_id = i.lead_id
