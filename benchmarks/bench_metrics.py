@@ -13,9 +13,9 @@ Salesforce export, reads it through the export reader and keeps the canonical
 tables as Parquet, with the demo's config and as-of time beside them in
 ``benchmark.json``. ``measure`` reads the files with the canonical-files
 connector and runs ``metrics.measure.measure`` (every registered family), timing
-the read, the per-handoff frame and each family. ``duckdb`` computes the handoff metrics in
-plain DuckDB SQL over the same files for comparison. Both print JSON with the
-wall times in seconds and the process's peak resident memory in MiB.
+the read, the per-handoff frame and each family. ``duckdb`` computes the handoff
+metrics in plain DuckDB SQL over the same files for comparison. Both print JSON
+with the wall times in seconds and the process's peak resident memory in MiB.
 """
 
 from __future__ import annotations
