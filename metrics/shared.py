@@ -19,12 +19,13 @@ if TYPE_CHECKING:
     from metrics.measure import MeasureContext
 
 T = TypeVar("T")
-_CACHE: dict[tuple[int, str], tuple[weakref.ref, object]] = {}
+_CACHE: dict[tuple[object, ...], tuple[weakref.ref, object]] = {}
 
 
 def _cached(context: MeasureContext, name: str, compute: Callable[[], T]) -> T:
     anchor = context.handoffs
-    key = (id(anchor), name)
+    # The other inputs are part of the key in case one frame is measured twice.
+    key = (id(anchor), name, id(context.tables), id(context.config), context.as_of)
     hit = _CACHE.get(key)
     if hit is not None and hit[0]() is anchor:
         return hit[1]  # type: ignore[return-value]
