@@ -25,13 +25,13 @@ from metrics import shared
 from metrics.calendar import BusinessCalendar
 from metrics.coverage import (
     as_of_literal,
-    handoff_spans,
     history_gap,
     missing_reason,
     not_measurable,
 )
 from metrics.handoffs import sales_touches
 from metrics.result import Metrics, MetricValue
+from metrics.shared import handoff_spans
 
 if TYPE_CHECKING:
     from metrics.measure import MeasureContext
@@ -85,7 +85,7 @@ def cadence_frame(
 
     ``status`` is ``complied``, ``ended_by_decision`` (complied through an early
     decision after a touch), ``missed`` or ``not_due``. ``windows`` and
-    ``touches`` are :func:`metrics.coverage.handoff_spans` and
+    ``touches`` are :func:`metrics.shared.handoff_spans` and
     :func:`metrics.handoffs.sales_touches`, computed when omitted.
     """
     calendar = BusinessCalendar(config.calendar)

@@ -44,34 +44,6 @@ def month_of(column: str, time_zone: str) -> pl.Expr:
     return pl.col(column).dt.convert_time_zone(time_zone).dt.strftime("%Y-%m")
 
 
-def next_in_group(column: str, key: str) -> pl.Expr:
-    """Return the next row's ``column`` when it has the same ``key``, else null.
-
-    The frame must be sorted by ``key``. This is ``shift(-1).over(key)`` without
-    a window function, which is slow when most groups have one or two rows.
-    """
-    same_group = pl.col(key).shift(-1) == pl.col(key)
-    return pl.when(same_group).then(pl.col(column).shift(-1))
-
-
-def handoff_spans(handoffs: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:
-    """Return ``lead_id``, ``handoff_at`` and ``window_end`` for each handoff.
-
-    ``window_end`` is the lead's next handoff, or the as-of time for its last
-    one, as in :func:`metrics.handoffs.handoff_windows`, but derived from the
-    per-handoff frame so the stage events are not scanned again.
-    """
-    return (
-        handoffs.select("lead_id", "handoff_at")
-        .sort("lead_id", "handoff_at")
-        .with_columns(
-            window_end=next_in_group("handoff_at", "lead_id").fill_null(
-                as_of_literal(as_of)
-            )
-        )
-    )
-
-
 def history_gap(
     source: pl.Series, subjects: pl.Series, *, source_name: str, subject_name: str
 ) -> str:

@@ -31,11 +31,11 @@ from metrics.coverage import (
     as_of_literal,
     history_gap,
     missing_reason,
-    next_in_group,
     not_measurable,
 )
 from metrics.handoffs import sales_touches
 from metrics.result import Metrics, MetricValue
+from metrics.shared import next_in_group
 
 if TYPE_CHECKING:
     from metrics.measure import MeasureContext
@@ -59,7 +59,7 @@ def owner_stints(
     """Return one row per owner stint within a handoff's window.
 
     ``windows`` has one row per handoff: ``lead_id``, ``handoff_at`` and
-    ``window_end`` (see :func:`metrics.coverage.handoff_spans`).
+    ``window_end`` (see :func:`metrics.shared.handoff_spans`).
 
     Columns: ``lead_id``, ``handoff_at``, ``owner_id``, ``stint_start``,
     ``stint_end``, ``reassigned`` (the stint began after the handoff) and

@@ -1,18 +1,20 @@
 """Intermediate frames several metric families need, computed once per run.
 
-A value is cached against the run's per-handoff frame (``context.handoffs``),
-which every family of one measure run shares, and is dropped with that frame.
+:func:`spans` and :func:`touches` cache their value against the run's per-handoff
+frame (``context.handoffs``), which every family of one measure run shares, and
+drop it with that frame.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, TypeVar
 
 import polars as pl
 
-from metrics.coverage import handoff_spans
+from metrics.coverage import as_of_literal
 from metrics.handoffs import sales_touches
 
 if TYPE_CHECKING:
@@ -20,6 +22,34 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _CACHE: dict[tuple[object, ...], tuple[weakref.ref, object]] = {}
+
+
+def next_in_group(column: str, key: str) -> pl.Expr:
+    """Return the next row's ``column`` when it has the same ``key``, else null.
+
+    The frame must be sorted by ``key``. This is ``shift(-1).over(key)`` without
+    a window function, which is slow when most groups have one or two rows.
+    """
+    same_group = pl.col(key).shift(-1) == pl.col(key)
+    return pl.when(same_group).then(pl.col(column).shift(-1))
+
+
+def handoff_spans(handoffs: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:
+    """Return ``lead_id``, ``handoff_at`` and ``window_end`` for each handoff.
+
+    ``window_end`` is the lead's next handoff, or the as-of time for its last
+    one, as in :func:`metrics.handoffs.handoff_windows`, but derived from the
+    per-handoff frame so the stage events are not scanned again.
+    """
+    return (
+        handoffs.select("lead_id", "handoff_at")
+        .sort("lead_id", "handoff_at")
+        .with_columns(
+            window_end=next_in_group("handoff_at", "lead_id").fill_null(
+                as_of_literal(as_of)
+            )
+        )
+    )
 
 
 def _cached(context: MeasureContext, name: str, compute: Callable[[], T]) -> T:
@@ -35,7 +65,7 @@ def _cached(context: MeasureContext, name: str, compute: Callable[[], T]) -> T:
 
 
 def spans(context: MeasureContext) -> pl.DataFrame:
-    """Return :func:`metrics.coverage.handoff_spans` of the run's handoffs."""
+    """Return :func:`handoff_spans` of the run's handoffs."""
     return _cached(
         context, "spans", lambda: handoff_spans(context.handoffs, context.as_of)
     )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
-from metrics.coverage import handoff_spans, history_gap
+from metrics.coverage import history_gap
+from metrics.shared import handoff_spans
 from tests.canonical import AS_OF, at
 
 
