@@ -52,6 +52,8 @@ def main(
         level=logging.INFO if verbose else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # great_expectations logs every function it registers at INFO; keep -v readable.
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
 @app.command()

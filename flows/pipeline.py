@@ -221,8 +221,17 @@ def assemble(
         "metrics": {key: value.to_dict() for key, value in metrics.items()},
         "scorecard": scorecard.to_dict(),
         "audit": audit.to_dict(),
-        "survey": survey.to_dict() if survey is not None else None,
+        "survey": _survey_summary(survey, request),
     }
+
+
+def _survey_summary(survey: Any, request: ScoreRequest) -> dict[str, Any] | None:
+    if survey is None:
+        return None
+    summary = survey.to_dict()
+    if request.demo and request.survey_path is None and request.config_path is None:
+        summary["path"] = "built-in demo survey"
+    return summary
 
 
 def write_outputs(result: ScoreResult, out: Path) -> list[Path]:

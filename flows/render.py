@@ -11,6 +11,7 @@ from rich.text import Text
 
 from flows.report import (
     audit_rows,
+    evidence_cells,
     benchmark_text,
     format_score,
     format_value,
@@ -41,6 +42,8 @@ def dimensions_table(document: dict[str, Any]) -> Table:
     table.add_column("Dimension", no_wrap=True)
     table.add_column("Score", justify="right", no_wrap=True)
     table.add_column("Level", no_wrap=True)
+    table.add_column("Data", justify="right", no_wrap=True)
+    table.add_column("Survey", justify="right", no_wrap=True)
     table.add_column("Source", no_wrap=True)
     table.add_column("Confidence", no_wrap=True)
     for dimension in document["scorecard"]["dimensions"]:
@@ -49,9 +52,15 @@ def dimensions_table(document: dict[str, Any]) -> Table:
             dimension["name"],
             Text(format_score(score), style=_score_style(score)),
             dimension["level_name"] or "lacking data",
+            *evidence_cells(dimension),
             dimension["source"],
             dimension["confidence"] or "—",
         )
+    table.caption = (
+        "Data: level the CRM data supports. Survey: mean self-rating. "
+        "Score: their blend; level: the whole number below it."
+    )
+    table.caption_justify = "left"
     return table
 
 
@@ -83,7 +92,7 @@ def criteria_table(dimension: dict[str, Any]) -> Table:
             criterion["condition"] + (" (proxy)" if criterion["proxy"] else ""),
             Text(label, style=style),
             value,
-            str(criterion["population"]) if measured else "—",
+            f"{criterion['population']:,}" if measured else "—",
         )
     return table
 
@@ -108,7 +117,7 @@ def metrics_table(document: dict[str, Any]) -> Table:
             table.add_row(
                 "  " + metric["label"],
                 format_value(metric["value"], metric["unit"]),
-                str(metric["population"]),
+                f"{metric['population']:,}",
                 metric["note"],
             )
         shown.update(keys)
@@ -132,10 +141,7 @@ def _summary(document: dict[str, Any]) -> Panel:
         lines.append(f"Benchmark: {scorecard['benchmark_note']}\n")
     for weak in scorecard["weak_dimensions"]:
         lines.append(f"Weak: {weak['name']} ({format_score(weak['score'])}) → {weak['card']}\n")
-    title = (
-        f"revalign · {document['org']['id']} · as of {document['as_of']} · "
-        f"source {document['source']['name']}"
-    )
+    title = f"revalign · {document['org']['id']} · as of {document['as_of'][:10]}"
     return Panel(lines, title=title, title_align="left")
 
 
@@ -149,9 +155,10 @@ def audit_table(audit: dict[str, Any]) -> Table:
     table = Table(
         title="Audit: self-reported (survey mean) against measured (data) level",
         title_justify="left",
-        caption="! sales and marketing rate this dimension a level or more apart",
         caption_justify="left",
     )
+    if audit["respondents"]:
+        table.caption = "! sales and marketing rate this dimension a level or more apart"
     for name in headers:
         justify = "left" if name in ("Dimension", "Verdict", "Gap") else "right"
         table.add_column(name, justify=justify, no_wrap=True)
@@ -166,13 +173,19 @@ def data_notes(document: dict[str, Any]) -> Text:
     """List what the source lacked and how values were read."""
     source = document["source"]
     text = Text()
+    records = ", ".join(f"{name} {count:,}" for name, count in source["records"].items())
+    text.append(f"• source {source['name']}; records read: {records or 'none'}\n")
     for table, reason in source["missing"].items():
         text.append(f"• not available: {table}: {reason}\n", style="yellow")
     for note in source["notes"]:
         text.append(f"• {note}\n")
     if source["unmapped_statuses"]:
         values = ", ".join(f"{v!r} ({n})" for v, n in source["unmapped_statuses"].items())
-        text.append(f"• status values no mapping covers: {values}\n", style="yellow")
+        text.append(
+            f"• status values no mapping covers (records using each): {values}; "
+            "map them under stages.status in the org config\n",
+            style="yellow",
+        )
     gate = document.get("gate")
     if gate:
         findings = gate["findings"]

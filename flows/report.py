@@ -8,6 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+SCORE_RULE = (
+    "A dimension's score blends the level the data supports with the survey mean "
+    "(the org config's `scoring.measured_weight` goes to the data); its level is the "
+    "whole number below the score. Proxy criteria stand in for practices a CRM "
+    "cannot record. p90: the value 90% of handoffs beat."
+)
+
 STATUS_MARKS = {"passed": "held", "failed": "failed", "not_measurable": "no data"}
 
 
@@ -71,24 +78,53 @@ def dimension_rows(document: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def held_by_text(dimension: dict[str, Any]) -> str:
-    """Say what placed a dimension's measured level where it is."""
+    """Say what placed a dimension's measured level where it is.
+
+    Criteria without data at the levels reached are named too, because such a
+    level rests on fewer criteria than the rubric lists.
+    """
     measured = dimension["measured"]
     reason = measured["stop_reason"]
     if measured["level"] is None:
         return "no measurable criterion"
     if reason is None:
-        return "every criterion held"
-    if reason == "failed":
+        text = "every criterion held"
+    elif reason == "failed":
         failed = [c for c in measured["criteria"] if c["status"] == "failed"]
         parts = [
             f"{c['condition']} ({format_value(c['value'], c['unit'])})"
             for c in failed
             if c["level"] == measured["stopped_at"]
         ]
-        return f"level {measured['stopped_at']} failed: " + "; ".join(parts)
-    if reason == "not_measurable":
-        return f"level {measured['stopped_at']} not measurable from the data"
-    return f"level {measured['stopped_at']} is shown only by the survey"
+        text = f"level {measured['stopped_at']} failed: " + "; ".join(parts)
+    elif reason == "not_measurable":
+        text = f"level {measured['stopped_at']} not measurable from the data"
+    else:
+        text = f"level {measured['stopped_at']} is shown only by the survey"
+    unmeasured = [
+        c
+        for c in measured["criteria"]
+        if c["status"] == "not_measurable" and c["level"] <= measured["level"]
+    ]
+    if unmeasured:
+        text += f"; {_count(len(unmeasured), 'criterion', 'criteria')} below it had no data"
+    return text
+
+
+def _count(number: int, singular: str, plural: str) -> str:
+    return f"{number} {singular if number == 1 else plural}"
+
+
+def evidence_cells(dimension: dict[str, Any]) -> tuple[str, str]:
+    """Return the measured level and the survey mean behind a dimension's score."""
+    level = dimension["measured"]["level"]
+    survey = dimension["survey"]
+    data = "—" if level is None else str(level)
+    if survey["mean"] is None:
+        self_rating = "—"
+    else:
+        self_rating = f"{survey['mean']:.2f}" + ("" if survey["counted"] else " (too few)")
+    return data, self_rating
 
 
 def _overall_lines(document: dict[str, Any]) -> list[str]:
@@ -147,13 +183,16 @@ def markdown_report(document: dict[str, Any]) -> str:
             d["name"],
             format_score(d["score"]),
             d["level_name"] or "lacking data",
+            *evidence_cells(d),
             d["source"],
             d["confidence"] or "—",
             held_by_text(d),
         ]
         for d in scorecard["dimensions"]
     ]
-    lines += _table(["Dimension", "Score", "Level", "Source", "Confidence", "Measured level set by"], rows)
+    header = ["Dimension", "Score", "Level", "Data level", "Survey mean", "Source"]
+    lines += _table([*header, "Confidence", "Measured level set by"], rows)
+    lines += ["", SCORE_RULE]
     if scorecard["weak_dimensions"]:
         lines += ["", "## Next steps for weak dimensions", ""]
         lines += [f"- **{w['name']}** ({format_score(w['score'])}): {w['card']}" for w in scorecard["weak_dimensions"]]
@@ -247,7 +286,10 @@ def _data_section(document: dict[str, Any]) -> list[str]:
     lines += [f"- {note}" for note in source["notes"]]
     if source["unmapped_statuses"]:
         values = ", ".join(f"{value!r} ({count})" for value, count in source["unmapped_statuses"].items())
-        lines.append(f"- Status values no mapping covers: {values}; add them under `stages.status`")
+        lines.append(
+            f"- Status values no mapping covers (records using each): {values}; "
+            "add them under `stages.status`"
+        )
     gate = document.get("gate")
     if gate:
         lines += ["", "## Data-quality gate", ""]

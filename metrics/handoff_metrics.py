@@ -15,6 +15,11 @@ from connectors.schema import CanonicalTables
 from metrics.result import MetricValue, Metrics
 
 
+def _plural(count: int, noun: str) -> str:
+    """Return ``count`` with ``noun``, adding an s unless the count is one."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _share(numerator: int, denominator: int) -> float | None:
     return numerator / denominator if denominator else None
 
@@ -78,7 +83,7 @@ def speed_to_lead(
         "untouched": handoffs.height - touched.height,
     }
     note = (
-        f"over {touched.height} touched of {handoffs.height} handoffs; "
+        f"over {touched.height} touched of {_plural(handoffs.height, 'handoff')}; "
         f"{counts['untouched']} untouched"
     )
     values = {
@@ -135,7 +140,7 @@ def sla_compliance(
         "not_due": not_due,
         "due": due,
     }
-    note = f"{due} due handoffs; {not_due} not yet due"
+    note = f"{_plural(due, 'due handoff')}; {not_due} not yet due"
     return {
         "sla_breach_rate": MetricValue(
             "sla_breach_rate", _share(breached, due), due, "share", labels["sla_breach_rate"], note, details
@@ -178,8 +183,9 @@ def sales_acceptance(
         "decision_window_days": config.decision_window_days,
     }
     note = (
-        f"over {total} handoffs older than {config.decision_window_days} days; "
-        f"{details['recent_handoffs']} more recent ones left out"
+        f"over {_plural(total, 'handoff')} older than "
+        f"{config.decision_window_days} days; "
+        f"{details['recent_handoffs']} more recent left out"
     )
     values = {
         "sal_rate": _share(accepted, total),
@@ -225,7 +231,13 @@ def rejection_quality(handoffs: pl.DataFrame, tables: CanonicalTables) -> Metric
             rejected.height,
             "share",
             labels["rejection_reason_share"],
-            f"{with_reason} of {rejected.height} rejections carry a reason",
+            f"{with_reason} of {_plural(rejected.height, 'rejection')} carry a reason"
+            + (
+                "; most frequent: "
+                + ", ".join(f"{r['reason']} ({r['count']})" for r in top_reasons[:3])
+                if top_reasons
+                else ""
+            ),
             {"with_reason": with_reason, "rejected": rejected.height, "top_reasons": top_reasons},
         ),
         "recycle_rate": MetricValue(
@@ -234,7 +246,7 @@ def rejection_quality(handoffs: pl.DataFrame, tables: CanonicalTables) -> Metric
             rejected.height,
             "share",
             labels["recycle_rate"],
-            f"{recycled} of {rejected.height} rejected leads recycled",
+            f"{recycled} of {_plural(rejected.height, 'rejected lead')} recycled",
             {"recycled": recycled, "rejected": rejected.height},
         ),
     }
@@ -253,7 +265,7 @@ def routing(handoffs: pl.DataFrame, tables: CanonicalTables, config: OrgConfig) 
     if reason:
         return MetricValue.not_measurable("routing_failure_rate", "share", label, reason)
     failed = int(handoffs["routing_failed"].sum())
-    note = f"{failed} of {handoffs.height} handoffs"
+    note = f"{failed} of {_plural(handoffs.height, 'handoff')}"
     if "owner_events" in tables.missing:
         note += "; no owner history, so the current owner stands in for the owner at handoff"
     failed_owners = (

@@ -49,8 +49,8 @@ def test_format_value(value: float | None, unit: str, text: str) -> None:
 def test_terminal_dimension_rows(document: dict) -> None:
     text = rendered(document)
     lines = [" ".join(line.replace("│", " ").split()) for line in text.splitlines()]
-    assert "Lead Handoff 2.00 Emerging measured low" in lines
-    assert "Attribution — lacking data lacking data —" in lines
+    assert "Lead Handoff 2.00 Emerging 2 — measured low" in lines
+    assert "Attribution — lacking data — — lacking data —" in lines
 
 
 def test_terminal_states_what_held_each_level(document: dict) -> None:
@@ -68,7 +68,7 @@ def test_terminal_lists_missing_sources(document: dict) -> None:
 def test_markdown_report_sections(document: dict) -> None:
     report = markdown_report(document)
     assert report.startswith("# Sales–marketing alignment: clock-rules\n")
-    assert "| Lead Handoff | 2.00 | Emerging | measured | low |" in report
+    assert "| Lead Handoff | 2.00 | Emerging | 2 | — | measured | low |" in report
     assert "| SLA breach rate | 60.0% | 5 | 5 due handoffs; 1 not yet due |" in report
     assert "## Audit: self-reported against measured" in report
     assert "- Not available: opportunities: no Opportunity file" in report
