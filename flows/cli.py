@@ -62,9 +62,12 @@ def score(
         bool, typer.Option("--demo", help="Score the built-in demo company.")
     ] = False,
     source: Annotated[
-        str,
-        typer.Option(help="Where the data comes from: salesforce-export, salesforce, hubspot."),
-    ] = "salesforce-export",
+        str | None,
+        typer.Option(
+            help="Where the data comes from: salesforce-export (default), salesforce, "
+            "hubspot or canonical."
+        ),
+    ] = None,
     path: Annotated[
         Path | None, typer.Option(help="Export folder (for salesforce-export).")
     ] = None,
@@ -103,7 +106,7 @@ def score(
     request = None
     try:
         request = ScoreRequest(
-            source=source,
+            source=source or "salesforce-export",
             path=path,
             config_path=config,
             survey_path=survey,
@@ -113,8 +116,9 @@ def score(
             state_dir=state_dir,
             full_refresh=full_refresh,
         )
-        if demo and path is not None:
-            raise RevalignError("--demo and --path cannot be combined; choose one source")
+        if demo and (path is not None or source is not None):
+            msg = "--demo cannot be combined with --path or --source; choose one source"
+            raise RevalignError(msg)
         if not as_json:
             with console.status("Scoring…"):
                 result = run_score(request)

@@ -234,3 +234,17 @@ def test_failed_run_keeps_previous_scorecard(tmp_path: Path) -> None:
     assert code == 2
     assert "Task.csv: field `CreatedDate`" in stderr
     assert (out / "scorecard.json").read_text(encoding="utf-8") == before
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        pytest.param(["--path", "somewhere"], id="path"),
+        pytest.param(["--source", "hubspot"], id="source"),
+    ],
+)
+def test_demo_rejects_other_source(tmp_path: Path, extra: list[str]) -> None:
+    code, stdout, stderr = score("--demo", *extra, "--out", str(tmp_path))
+    assert code == 2
+    assert "--demo cannot be combined with --path or --source" in stderr
+    assert stdout == ""
