@@ -7,10 +7,10 @@ be reached (retry later).
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -99,7 +99,15 @@ def score(
     ] = None,
 ) -> None:
     """Score one org and write its scorecard (the main job)."""
-    from flows.pipeline import GateFailed, ScoreRequest, parse_as_of, run_score
+    from flows.pipeline import (
+        GateFailed,
+        ScoreRequest,
+        check_output_folder,
+        document_json,
+        parse_as_of,
+        run_score,
+        write_outputs,
+    )
     from flows.history_cli import store_failed, store_scored
     from flows.render import render_scorecard
 
@@ -119,11 +127,13 @@ def score(
         if demo and (path is not None or source is not None):
             msg = "--demo cannot be combined with --path or --source; choose one source"
             raise RevalignError(msg)
+        check_output_folder(out)
+        scoring_request = dataclasses.replace(request, out=None)
         if not as_json:
             with console.status("Scoring…"):
-                result = run_score(request)
+                result = run_score(scoring_request)
         else:
-            result = run_score(request)
+            result = run_score(scoring_request)
     except GateFailed as error:
         if error.report is not None:
             errors.print(error.report.render_table())
@@ -133,18 +143,23 @@ def score(
         if request is not None:
             store_failed(request, error, history)
         raise fail(error) from None
+    stored: list[Any] = []
     try:
-        stored = store_scored(result, request, history)
+        result.files = write_outputs(
+            result,
+            out,
+            before_publish=lambda: stored.append(store_scored(result, request, history)),
+        )
     except RevalignError as error:
         raise fail(error) from None
 
     if as_json:
-        typer.echo(json.dumps(result.document, indent=2, default=str))
+        typer.echo(document_json(result.document))
         return
     render_scorecard(result.document, console)
     console.print(f"\nWrote {', '.join(str(f) for f in result.files)}", highlight=False)
-    if stored is not None:
-        console.print(f"Stored the run in {stored}", highlight=False)
+    if stored and stored[0] is not None:
+        console.print(f"Stored the run in {stored[0]}", highlight=False)
 
 
 from flows.check_data_cli import check_data_command  # noqa: E402

@@ -182,10 +182,23 @@ class HistoryStore:
         self._connection: duckdb.DuckDBPyConnection | None = None
 
     def __enter__(self) -> HistoryStore:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.path.is_dir():
+            msg = f"history file {str(self.path)!r} is a folder; pass a .duckdb file path"
+            raise HistoryError(msg)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            msg = f"cannot create the folder of history file {str(self.path)!r}: {exc.strerror}"
+            raise HistoryError(msg) from None
         try:
             self._connection = duckdb.connect(str(self.path))
         except duckdb.IOException as exc:
+            if "not a valid DuckDB database file" in str(exc):
+                msg = (
+                    f"history file {str(self.path)!r} is not a DuckDB database; "
+                    "pass a new path or the history file revalign wrote"
+                )
+                raise HistoryError(msg) from None
             error = HistoryError(
                 f"cannot open history file {str(self.path)!r}: {exc}; another "
                 f"process may be writing to it, so try again when it has finished"

@@ -12,11 +12,12 @@ import contextlib
 import datetime as dt
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -234,29 +235,112 @@ def _survey_summary(survey: Any, request: ScoreRequest) -> dict[str, Any] | None
     return summary
 
 
-def write_outputs(result: ScoreResult, out: Path) -> list[Path]:
-    """Write scorecard.json, report.md and handoffs.csv into ``out`` all at once.
+OUTPUT_NAMES = ("scorecard.json", "report.md", "handoffs.csv")
 
-    Files are written to a temporary folder beside ``out`` and moved into place
-    only when all of them are complete, so a failure leaves the previous files.
-    """
+
+def _finite(value: Any) -> Any:
+    """Replace NaN and infinite floats with ``None``, which JSON can represent."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def document_json(document: dict[str, Any]) -> str:
+    """Serialise the scorecard document as strict JSON (no NaN or Infinity)."""
+    return json.dumps(_finite(document), indent=2, default=str, allow_nan=False)
+
+
+def check_output_folder(out: Path) -> None:
+    """Make sure ``out`` is, or can become, a writable folder; raise InputError if not."""
+    if out.exists() and not out.is_dir():
+        msg = f"--out {str(out)!r} is a file; pass a folder for the scorecard files"
+        raise InputError(msg)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        msg = f"cannot create output folder {str(out)!r}: {exc.strerror}; pass a writable --out"
+        raise InputError(msg) from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        msg = f"output folder {str(out)!r} is not writable; pass a writable --out"
+        raise InputError(msg)
+    for name in OUTPUT_NAMES:
+        if (out / name).is_dir():
+            msg = f"{out / name} is a folder; remove it so the scorecard file can be written"
+            raise InputError(msg)
+
+
+def stage_outputs(result: ScoreResult, out: Path) -> Path:
+    """Write the output files into a new staging folder inside ``out``; return it."""
     from flows.report import markdown_report
 
-    out.mkdir(parents=True, exist_ok=True)
+    check_output_folder(out)
     staging = Path(tempfile.mkdtemp(prefix=".revalign-", dir=out))
     try:
         (staging / "scorecard.json").write_text(
-            json.dumps(result.document, indent=2, default=str) + "\n", encoding="utf-8"
+            document_json(result.document) + "\n", encoding="utf-8"
         )
-        (staging / "report.md").write_text(markdown_report(result.document), encoding="utf-8")
+        (staging / "report.md").write_text(
+            markdown_report(_finite(result.document)), encoding="utf-8"
+        )
         result.handoffs.write_csv(staging / "handoffs.csv")
-        written = []
-        for name in ("scorecard.json", "report.md", "handoffs.csv"):
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        msg = f"cannot write the scorecard files into {str(out)!r}: {exc}"
+        raise InputError(msg) from None
+    return staging
+
+
+def publish_outputs(staging: Path, out: Path) -> list[Path]:
+    """Move staged files into ``out`` together; on failure restore the previous ones.
+
+    The previous files are first moved aside inside the staging folder, so a failed
+    move can put every one of them back. The staging folder is removed either way.
+    """
+    previous = staging / "previous"
+    previous.mkdir()
+    moved_aside: list[str] = []
+    published: list[str] = []
+    try:
+        for name in OUTPUT_NAMES:
+            if (out / name).exists():
+                os.replace(out / name, previous / name)
+                moved_aside.append(name)
+        for name in OUTPUT_NAMES:
             os.replace(staging / name, out / name)
-            written.append(out / name)
-        return written
+            published.append(name)
+    except OSError as exc:
+        for name in published:
+            (out / name).unlink(missing_ok=True)
+        for name in moved_aside:
+            os.replace(previous / name, out / name)
+        msg = f"cannot replace the scorecard files in {str(out)!r}: {exc}"
+        raise InputError(msg) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return [out / name for name in OUTPUT_NAMES]
+
+
+def write_outputs(
+    result: ScoreResult, out: Path, *, before_publish: Callable[[], Any] | None = None
+) -> list[Path]:
+    """Write scorecard.json, report.md and handoffs.csv into ``out`` all at once.
+
+    ``before_publish`` runs once the files are staged and before they replace the
+    previous ones (the CLI stores the run's history there), so if it raises, no new
+    file is published. A failure leaves the previous files of ``out`` as they were.
+    """
+    staging = stage_outputs(result, out)
+    if before_publish is not None:
+        try:
+            before_publish()
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+    return publish_outputs(staging, out)
 
 
 def run_score(request: ScoreRequest) -> ScoreResult:
@@ -265,6 +349,8 @@ def run_score(request: ScoreRequest) -> ScoreResult:
 
     with _timed(timings, "inputs"):
         config, survey = load_inputs(request)
+        if request.out is not None:
+            check_output_folder(request.out)
     if request.run_gate:
         from expectations.gate import start_import
 

@@ -248,3 +248,37 @@ def test_demo_rejects_other_source(tmp_path: Path, extra: list[str]) -> None:
     assert code == 2
     assert "--demo cannot be combined with --path or --source" in stderr
     assert stdout == ""
+
+
+def test_bad_history_file_keeps_previous_outputs(tmp_path: Path) -> None:
+    folder = CASES_DIR / "sf-export-business-hours"
+    out = tmp_path / "out"
+    args = ["--path", str(folder), "--config", str(folder / "revalign.yaml"), "--out", str(out)]
+    assert score(*args, "--as-of", "2025-07-15T00:00:00Z")[0] == 0
+    before = {name: (out / name).read_bytes() for name in ("scorecard.json", "report.md", "handoffs.csv")}
+    history = tmp_path / "notes.duckdb"
+    history.write_text("not a database\n")
+    code, _, stderr = score(*args, "--as-of", "2025-07-16T00:00:00Z", "--history", str(history))
+    assert code == 2
+    assert "is not a DuckDB database" in stderr
+    after = {name: (out / name).read_bytes() for name in before}
+    assert after == before
+
+
+@pytest.mark.parametrize(
+    ("make_out", "message"),
+    [
+        pytest.param(lambda p: p.write_text("x"), "is a file; pass a folder", id="out-is-file"),
+        pytest.param(lambda p: (p / "report.md").mkdir(parents=True), "report.md is a folder", id="report-is-folder"),
+    ],
+)
+def test_unusable_out_folder(tmp_path: Path, make_out, message: str) -> None:
+    folder = CASES_DIR / "sf-export-business-hours"
+    out = tmp_path / "out"
+    make_out(out)
+    code, _, stderr = score(
+        "--path", str(folder), "--config", str(folder / "revalign.yaml"),
+        "--as-of", "2025-07-15T00:00:00Z", "--out", str(out),
+    )  # fmt: skip
+    assert code == 2
+    assert message in " ".join(stderr.split())
