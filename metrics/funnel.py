@@ -46,7 +46,7 @@ _MAX_MONTHS = 36
 
 
 def stage_entries(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame:
-    """Return the SAL, SQL and opportunity entries of every lead, with their times.
+    """Return the SAL, SQL, opportunity and customer entries of every lead.
 
     Opportunity entries include the creation of each lead's converted opportunity.
     Entries after the as-of time are dropped.
