@@ -8,7 +8,9 @@ are read, so names, phone numbers and addresses never enter memory.
 
 from __future__ import annotations
 
+import csv
 import logging
+import re
 from pathlib import Path
 
 import polars as pl
@@ -54,6 +56,7 @@ def read_object_csv(
             f"{path}: cannot read as CSV ({exc}); re-export it as comma-separated UTF-8"
         )
         raise InputError(msg) from None
+    header_cells = [name.lstrip("\ufeff") for name in header]
     raw_names = {name.lstrip("\ufeff"): name for name in header}
     header = list(raw_names)
     wanted = wanted_fields(obj, config)
@@ -63,22 +66,79 @@ def read_object_csv(
     if required_missing:
         msg = (
             f"{path}: missing required column(s) {', '.join(required_missing)}; "
-            f"the file has {', '.join(header) or 'no columns'}. Export {obj} with its "
-            f"API field names."
+            f"{_describe_header(header)} Export {obj} as comma-separated UTF-8 with "
+            f"its API field names in the first row."
+        )
+        raise InputError(msg)
+    repeated = sorted(
+        {re.sub(r"_duplicated_\d+$", "", name) for name in header_cells if _DUPLICATE.search(name)}
+    )
+    if repeated:
+        msg = (
+            f"{path}: column(s) {', '.join(map(repr, repeated))} appear more than once "
+            f"in the header; keep one of each and re-export"
         )
         raise InputError(msg)
     try:
-        frame = pl.read_csv(
-            path,
-            columns=[raw_names[name] for name in present],
-            infer_schema=False,
-            encoding="utf8-lossy",
-        )
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8")
     except pl.exceptions.ComputeError as exc:
-        msg = f"{path}: malformed CSV ({exc}); check quoting and re-export the file"
-        raise InputError(msg) from None
+        raise InputError(_malformed_message(path, str(exc))) from None
+    frame = frame.select([raw_names[name] for name in present])
     frame = frame.rename({raw_names[name]: name for name in present})
     return frame, missing
+
+
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_DUPLICATE = re.compile(r"_duplicated_\d+$")
+
+
+def _malformed_message(path: Path, reason: str) -> str:
+    """Turn a CSV parser error into a message naming the row and the likely fix."""
+    if "utf-8" in reason.lower():
+        return f"{path}: the file is not UTF-8 encoded; save it again as CSV UTF-8"
+    row = _first_ragged_row(path)
+    if row is not None:
+        number, cells, expected = row
+        return (
+            f"{path}: row {number} has {cells} cells but the header has {expected}; "
+            "check for an unquoted comma or a missing cell and re-export"
+        )
+    offset = re.search(r"offset in the file is (\d+) bytes", reason)
+    if offset:
+        # The parser counts the offset from the first row after the header.
+        with path.open("rb") as handle:
+            handle.readline()
+            line = handle.read(int(offset.group(1))).count(b"\n") + 2
+        return (
+            f"{path}: cannot parse the file near line {line}; check for an unclosed "
+            "quote and re-export"
+        )
+    return f"{path}: malformed CSV ({reason.splitlines()[0]}); check quoting and re-export"
+
+
+def _first_ragged_row(path: Path) -> tuple[int, int, int] | None:
+    """Return (row, cells, header cells) of the first row whose width differs."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, [])
+        for number, cells in enumerate(reader, start=2):
+            if cells and len(cells) != len(header):
+                return number, len(cells), len(header)
+    return None
+
+
+def _describe_header(header: list[str]) -> str:
+    """Describe a header for an error without echoing cells that may be data."""
+    names = [name for name in header if _FIELD_NAME.match(name)]
+    if not header:
+        return "the file has no columns."
+    if len(names) < len(header):
+        return (
+            f"its first row has {len(header)} cells, {len(header) - len(names)} of which "
+            "are not API field names (a missing header row, another delimiter or "
+            "encoding?)."
+        )
+    return f"the file has {', '.join(names)}."
 
 
 def read_export(
@@ -101,6 +161,9 @@ def read_export(
             absent.append(f"{obj}.csv")
             continue
         frame, missing = read_object_csv(path, obj, config)
+        if obj == "Lead" and frame.is_empty():
+            msg = f"{path}: the file has a header but no lead rows; export the leads again"
+            raise InputError(msg)
         logger.info("read %s: %d rows", path.name, frame.height)
         objects[obj] = frame
         gaps.extend(f"{obj}.{name}" for name in missing if _matters(obj, name))

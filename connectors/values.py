@@ -8,6 +8,7 @@ Rows are counted as a spreadsheet shows them: the header is row 1.
 from __future__ import annotations
 
 import hashlib
+import re
 
 import polars as pl
 
@@ -23,6 +24,24 @@ _FALSE = ("false", "0", "no", "n")
 MAX_EXAMPLES = 3
 
 
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+_PHONE = re.compile(r"^\s*\+|^\s*\(\d{3}\)|\d{3}[-. ]\d{3}[-. ]\d{4}")
+
+
+def redact(value: object) -> str:
+    """Return ``repr(value)`` unless it looks like an e-mail address or phone number.
+
+    Error messages show the bad cell so the user can find it, but a cell that holds
+    personal data (a column shifted by a stray comma, say) must not be printed.
+    """
+    text = str(value)
+    if _EMAIL.search(text):
+        return "<e-mail address>"
+    if sum(ch.isdigit() for ch in text) >= 7 and _PHONE.search(text):
+        return "<phone number>"
+    return repr(value)
+
+
 def _row_numbers(frame: pl.DataFrame, bad: pl.Expr) -> pl.DataFrame:
     return frame.with_row_index("_row", offset=2).filter(bad).head(MAX_EXAMPLES)
 
@@ -35,7 +54,7 @@ def _raise_bad_cells(
         return
     total = frame.select(bad.sum()).item()
     examples = "; ".join(
-        f"row {row}: {value!r}" for row, value in zip(rows["_row"], rows[column])
+        f"row {row}: {redact(value)}" for row, value in zip(rows["_row"], rows[column])
     )
     msg = (
         f"{source}: field `{column}` has {total} invalid value(s) ({examples}); "

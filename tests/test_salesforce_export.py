@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import polars as pl
@@ -135,3 +136,49 @@ def test_read_export_zoneless_note_names_time_zone() -> None:
         "OpportunityHistory.CreatedDate (zoneless time): 48 value(s) had no time zone; "
         "read in the org's time zone America/Los_Angeles",
     ]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        pytest.param(b"Id,Status,Status\n00Q1,New,Open\n", "column(s) 'Status' appear more than once", id="duplicate-header"),
+        pytest.param(b"Id,Status\n00Q1,Qualifi\xe9\n", "is not UTF-8 encoded", id="latin-1"),
+        pytest.param(b"Id,Status\n00Q1,New,extra\n", "row 2 has 3 cells but the header has 2", id="ragged-row"),
+        pytest.param(b'Id,Status\n00Q1,"New\n00Q2,Open\n', "near line 2; check for an unclosed quote", id="open-quote"),
+        pytest.param(b"Id,Status\n", "has a header but no lead rows", id="header-only"),
+    ],
+)
+def test_read_export_malformed_lead_file(tmp_path: Path, content: bytes, message: str) -> None:
+    (tmp_path / "Lead.csv").write_bytes(content)
+    with pytest.raises(InputError, match=re.escape(message)):
+        read_export(tmp_path, OrgConfig())
+
+
+def test_missing_header_error_does_not_echo_cells(tmp_path: Path) -> None:
+    (tmp_path / "Lead.csv").write_text(
+        "00Q1,Zelda Quixotewski,zelda@example.com,+1-555-867-5300\n"
+        "00Q2,Ann Other,ann@example.com,+1-555-867-5301\n"
+    )
+    with pytest.raises(InputError) as caught:
+        read_export(tmp_path, OrgConfig())
+    message = str(caught.value)
+    assert "Zelda" not in message
+    assert "zelda@example.com" not in message
+    assert "555" not in message
+    assert "are not API field names" in message
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        pytest.param("zelda.q@example.com", "<e-mail address>", id="email"),
+        pytest.param("+1-555-867-5300", "<phone number>", id="phone"),
+        pytest.param("(850) 644-4200", "<phone number>", id="phone-brackets"),
+        pytest.param("2025-02-30", "'2025-02-30'", id="date-kept"),
+    ],
+)
+def test_cell_errors_redact_personal_values(value: str, shown: str) -> None:
+    frame = pl.DataFrame({"CreatedDate": [value]})
+    with pytest.raises(InputError) as caught:
+        parse_datetime(frame, "CreatedDate", source="Lead.csv", time_zone="UTC")
+    assert f"row 2: {shown}" in str(caught.value)
