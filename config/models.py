@@ -52,7 +52,9 @@ class CalendarConfig(_Strict):
     """Business calendar that the speed-to-lead clock runs on."""
 
     time_zone: str = "UTC"
-    working_days: tuple[Literal[WEEKDAYS], ...] = ("mon", "tue", "wed", "thu", "fri")  # type: ignore[valid-type]
+    working_days: tuple[Literal[WEEKDAYS], ...] = Field(  # type: ignore[valid-type]
+        default=("mon", "tue", "wed", "thu", "fri"), min_length=1
+    )
     opens: dt.time = dt.time(9, 0)
     closes: dt.time = dt.time(17, 0)
     holiday_country: str | None = None
@@ -67,6 +69,15 @@ class CalendarConfig(_Strict):
         except (ZoneInfoNotFoundError, ValueError):
             msg = f"unknown IANA time zone {value!r}; use a name such as 'America/New_York'"
             raise ValueError(msg) from None
+        return value
+
+    @field_validator("opens", "closes", mode="before")
+    @classmethod
+    def _time_text(cls, value: Any) -> Any:
+        # YAML reads an unquoted 9:00 as the number 540 (base-60), not a time.
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            msg = f"write the time in quotes as 'HH:MM', such as '09:00' (got {value!r})"
+            raise ValueError(msg)
         return value
 
     @field_validator("closes")
@@ -127,10 +138,12 @@ class TeamMapping(_Strict):
 class SlaConfig(_Strict):
     """The sales follow-up commitment and what counts as a sales touch."""
 
-    speed_to_lead_hours: float = Field(default=4.0, gt=0)
-    touch_kinds: tuple[Literal[TOUCH_KINDS], ...] = ("call", "email", "meeting", "sms")  # type: ignore[valid-type]
+    speed_to_lead_hours: float = Field(default=4.0, gt=0, le=1000)
+    touch_kinds: tuple[Literal[TOUCH_KINDS], ...] = Field(  # type: ignore[valid-type]
+        default=("call", "email", "meeting", "sms"), min_length=1
+    )
     automated_subtypes: tuple[str, ...] = ("ListEmail", "Cadence")
-    routing_hours: float = Field(default=1.0, gt=0)
+    routing_hours: float = Field(default=1.0, gt=0, le=1000)
 
 
 class FieldNames(_Strict):
@@ -208,7 +221,7 @@ class SalesforceConfig(_Strict):
     variable is unset.
     """
 
-    base_url: str | None = Field(default=None, pattern=r"^https://[^/\s]+/?$")
+    base_url: str | None = Field(default=None, pattern=r"^https://[^/\s@]+/?$")
     domain: str = Field(default="login", pattern=r"^[A-Za-z0-9.-]+$")
     api_version: str = Field(default="62.0", pattern=r"^\d+\.\d$")
     ca_bundle: Path | None = None
@@ -302,7 +315,7 @@ class HubSpotConfig(_Strict):
     when unset); ``teams.users`` maps owner ids.
     """
 
-    host: str = Field(default="https://api.hubapi.com", pattern=r"^https?://[^/\s]+/?$")
+    host: str = Field(default="https://api.hubapi.com", pattern=r"^https?://[^/\s@]+/?$")
     ca_bundle: Path | None = None
     token_env: str = "HUBSPOT_ACCESS_TOKEN"
     token_block: str | None = None
@@ -536,16 +549,26 @@ def load_preset(name: str) -> dict[str, str | None]:
     return dict(data["status"])
 
 
+_SECRET_WORDS = ("password", "token", "secret", "private", "credential", "url")
+
+
 def _describe_error(path: Path, error: dict[str, Any]) -> str:
     key = ".".join(str(part) for part in error["loc"])
     value = error.get("input")
     message = error["msg"]
+    shown = f"value {value!r}"
+    if any(word in key.lower() for word in _SECRET_WORDS) or error["type"] == "extra_forbidden":
+        # A misplaced or malformed secret must not be echoed to the terminal or logs.
+        shown = "value not shown"
     if error["type"] == "extra_forbidden":
-        message = "unknown key; check its spelling against config/example-org.yaml"
+        message = (
+            "unknown key; check its spelling against config/example-org.yaml "
+            "(secrets belong in environment variables, not in this file)"
+        )
     elif error["type"] == "literal_error":
         allowed = error.get("ctx", {}).get("expected", "")
         message = f"not an allowed value; allowed: {allowed}"
-    return f"{path}: key `{key}`: value {value!r}: {message}"
+    return f"{path}: key `{key}`: {shown}: {message}"
 
 
 def load_config(path: Path | None) -> OrgConfig:
@@ -558,11 +581,18 @@ def load_config(path: Path | None) -> OrgConfig:
         return OrgConfig()
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        msg = f"{path}: not a UTF-8 text file; pass the YAML org config"
+        raise ConfigError(msg) from None
     except OSError as exc:
         msg = f"cannot read org config {str(path)!r}: {exc.strerror}; check the --config path"
         raise ConfigError(msg) from None
     try:
         data = yaml.safe_load(text) or {}
+    except ValueError as exc:
+        # PyYAML raises a plain ValueError for impossible dates such as 2025-02-30.
+        msg = f"{path}: invalid value in the YAML: {exc}; fix the date or quote it"
+        raise ConfigError(msg) from None
     except yaml.YAMLError as exc:
         msg = f"{path}: invalid YAML: {exc}"
         raise ConfigError(msg) from None
@@ -659,11 +689,18 @@ def is_org_list(path: Path) -> bool:
 def _read_mapping(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        msg = f"{path}: not a UTF-8 text file; pass the YAML org config"
+        raise ConfigError(msg) from None
     except OSError as exc:
         msg = f"cannot read config {str(path)!r}: {exc.strerror}; check the --config path"
         raise ConfigError(msg) from None
     try:
         data = yaml.safe_load(text) or {}
+    except ValueError as exc:
+        # PyYAML raises a plain ValueError for impossible dates such as 2025-02-30.
+        msg = f"{path}: invalid value in the YAML: {exc}; fix the date or quote it"
+        raise ConfigError(msg) from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
     if not isinstance(data, dict):

@@ -60,7 +60,7 @@ def test_default_preset_maps_salesforce_statuses() -> None:
         ),
         pytest.param(
             "colour: blue\n",
-            r"key `colour`: value 'blue': unknown key",
+            r"key `colour`: value not shown: unknown key",
             id="unknown-key",
         ),
         pytest.param(
@@ -78,6 +78,42 @@ def test_default_preset_maps_salesforce_statuses() -> None:
 def test_invalid_config_message(tmp_path: Path, text: str, pattern: str) -> None:
     with pytest.raises(ConfigError, match=pattern):
         load_config(_config(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [
+        pytest.param("calendar:\n  working_days: []\n", r"calendar\.working_days", id="no-working-days"),
+        pytest.param("calendar:\n  opens: 9:00\n", r"write the time in quotes as 'HH:MM'", id="unquoted-time"),
+        pytest.param("sla:\n  speed_to_lead_hours: 1e308\n", r"less than or equal to 1000", id="huge-sla"),
+        pytest.param("sla:\n  touch_kinds: []\n", r"sla\.touch_kinds", id="no-touch-kinds"),
+        pytest.param("calendar:\n  extra_holidays: [2025-02-30]\n", r"invalid value in the YAML", id="impossible-date"),
+    ],
+)
+def test_more_invalid_configs(tmp_path: Path, text: str, pattern: str) -> None:
+    with pytest.raises(ConfigError, match=pattern):
+        load_config(_config(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("salesforce:\n  password: hunter2SECRET\n", id="secret-key"),
+        pytest.param("salesforce:\n  base_url: https://admin:hunter2SECRET@acme.my.salesforce.com\n", id="url-credentials"),
+    ],
+)
+def test_config_error_hides_secrets(tmp_path: Path, text: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(_config(tmp_path, text))
+    assert "hunter2SECRET" not in str(caught.value)
+    assert "value not shown" in str(caught.value)
+
+
+def test_binary_config_file(tmp_path: Path) -> None:
+    path = tmp_path / "revalign.yaml"
+    path.write_bytes(b"\x7fELF\x02\x01\xff\xfe")
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        load_config(path)
 
 
 def test_invalid_yaml_names_file(tmp_path: Path) -> None:
