@@ -3,12 +3,14 @@
 Each handoff (an entry into ``mql``) counts in the month it happened, in the
 org's time zone. ``mql_volume_vs_target`` is the MQLs of the complete months
 that have a target divided by the sum of those targets: 1.0 means on target.
-The month of the as-of time is incomplete, so it is listed but left out of the
-value. Targets come from ``targets.mql_monthly`` and ``targets.mql_csv``.
+The month of the as-of time is incomplete, and so are months before the stage
+history fully starts: they are listed but left out of the value. Targets come
+from ``targets.mql_monthly`` and ``targets.mql_csv``.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -74,10 +76,37 @@ def monthly_targets(targets: TargetsConfig) -> dict[str, float]:
     return merged | dict(targets.mql_monthly)
 
 
+def first_full_month(events: pl.Series, time_zone: str) -> str | None:
+    """Return the first ``YYYY-MM`` month the stage history covers from its start.
+
+    A history starting after the 1st of a month covers that month only in part,
+    so the next month is the first full one. ``None`` when there is no history.
+    """
+    first = events.drop_nulls().min()
+    if first is None:
+        return None
+    local = first.astimezone(ZoneInfo(time_zone))
+    if local.day == 1 and local.time() == dt.time(0):
+        return local.strftime("%Y-%m")
+    year, month = (
+        (local.year + 1, 1) if local.month == 12 else (local.year, local.month + 1)
+    )
+    return f"{year:04d}-{month:02d}"
+
+
 def monthly_volume(
-    handoffs: pl.DataFrame, targets: dict[str, float], time_zone: str, as_of_month: str
+    handoffs: pl.DataFrame,
+    targets: dict[str, float],
+    time_zone: str,
+    as_of_month: str,
+    *,
+    history_from: str | None = None,
 ) -> pl.DataFrame:
-    """Return per month: ``month``, ``mql``, ``target``, ``ratio``, ``complete``."""
+    """Return per month: ``month``, ``mql``, ``target``, ``ratio``, ``complete``.
+
+    ``complete`` is false for the as-of month and for months before
+    ``history_from`` (the first month the stage history fully covers).
+    """
     counts = handoffs.group_by(month=month_of("handoff_at", time_zone)).agg(
         mql=pl.len().cast(pl.Int64)
     )
@@ -90,7 +119,8 @@ def monthly_volume(
         .with_columns(pl.col("mql").fill_null(0))
         .with_columns(
             ratio=pl.when(pl.col("target") > 0).then(pl.col("mql") / pl.col("target")),
-            complete=pl.col("month") < as_of_month,
+            complete=(pl.col("month") < as_of_month)
+            & (pl.col("month") >= (history_from or "")),
         )
         .sort("month")
     )
@@ -103,7 +133,10 @@ def volume_metrics(context: MeasureContext) -> Metrics:
     zone = context.config.calendar.time_zone
     as_of_month = context.as_of.astimezone(ZoneInfo(zone)).strftime("%Y-%m")
     targets = monthly_targets(context.config.targets)
-    months = monthly_volume(context.handoffs, targets, zone, as_of_month)
+    history_from = first_full_month(context.tables["stage_events"]["entered_at"], zone)
+    months = monthly_volume(
+        context.handoffs, targets, zone, as_of_month, history_from=history_from
+    )
     details = {"months": months.tail(_MAX_MONTHS).to_dicts()}
 
     scored = months.filter(pl.col("complete") & pl.col("target").is_not_null())
@@ -121,5 +154,13 @@ def volume_metrics(context: MeasureContext) -> Metrics:
 
     mqls, target = int(scored["mql"].sum()), float(scored["target"].sum())
     note = f"{mqls} MQLs against a target of {target:g} over {scored.height} months"
+    early = months.filter(
+        (pl.col("month") < (history_from or "")) & pl.col("target").is_not_null()
+    ).height
+    if early:
+        note += (
+            f"; {early} target months before the stage history fully starts "
+            f"({history_from}) left out"
+        )
     details |= {"mql": mqls, "target": target, "months_scored": scored.height}
     return {KEY: MetricValue(KEY, mqls / target, mqls, "ratio", LABEL, note, details)}

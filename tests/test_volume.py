@@ -24,9 +24,10 @@ def _data():
         at(2024, 2, 1, 3),  # 31 January, 22:00 in New York
         at(2024, 2, 10), at(2024, 4, 2),
     ]  # fmt: skip
-    return tables(
-        stage_events=events(*[(f"L{n}", "mql", t) for n, t in enumerate(handoffs)])
-    )
+    # The stage history starts at midnight on 1 January, New York time.
+    start = ("L9", "recycled", at(2024, 1, 1, 5))
+    rows = [(f"L{n}", "mql", t) for n, t in enumerate(handoffs)]
+    return tables(stage_events=events(start, *rows))
 
 
 def _config(tmp_path, inline):
@@ -102,3 +103,19 @@ def test_target_month_invalid_in_config(tmp_path):
     path.write_text("targets:\n  mql_monthly:\n    '2024-13': 10\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="'2024-13' is not in YYYY-MM form"):
         load_config(path)
+
+
+def test_volume_partial_first_month(tmp_path):
+    data = tables(
+        stage_events=events(
+            ("L1", "mql", at(2024, 1, 5)), ("L2", "mql", at(2024, 2, 10))
+        )
+    )
+    config = _config(tmp_path, {})
+    metric = volume_metrics(context(data, config, AS_OF))["mql_volume_vs_target"]
+    # History starts on 5 January, so January is partial: February and March count.
+    assert metric.value == 1 / 7
+    assert metric.details["months_scored"] == 2
+    assert (
+        "1 target months before the stage history fully starts (2024-02)" in metric.note
+    )
