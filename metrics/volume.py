@@ -159,8 +159,8 @@ def volume_metrics(context: MeasureContext) -> Metrics:
     ).height
     if early:
         note += (
-            f"; {early} target months before the stage history fully starts "
-            f"({history_from}) left out"
+            f"; months with a target before the stage history fully starts "
+            f"({history_from}) left out: {early}"
         )
     details |= {"mql": mqls, "target": target, "months_scored": scored.height}
     return {KEY: MetricValue(KEY, mqls / target, mqls, "ratio", LABEL, note, details)}

@@ -116,6 +116,7 @@ def test_volume_partial_first_month(tmp_path):
     # History starts on 5 January, so January is partial: February and March count.
     assert metric.value == 1 / 7
     assert metric.details["months_scored"] == 2
-    assert (
-        "1 target months before the stage history fully starts (2024-02)" in metric.note
+    assert metric.note.endswith(
+        "months with a target before the stage history fully starts (2024-02) "
+        "left out: 1"
     )
