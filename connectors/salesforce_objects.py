@@ -588,7 +588,10 @@ def _accounts_and_users(
     if user is None:
         result.missing["users"] = "no User file, so teams and active reps are unknown"
         return
-    department_map = config.teams.department
+    # Departments are typed by hand in most orgs, so case and spaces are ignored.
+    department_map = {
+        name.strip().casefold(): team for name, team in config.teams.department.items()
+    }
     user_map = config.teams.users
     users = pl.DataFrame(
         {
@@ -605,10 +608,30 @@ def _accounts_and_users(
             pl.col("user_id").replace_strict(
                 user_map, default=None, return_dtype=pl.String
             ),
-            pl.col("department").replace_strict(
-                department_map, default=None, return_dtype=pl.String
-            ),
+            pl.col("department")
+            .str.strip_chars()
+            .str.to_lowercase()
+            .replace_strict(department_map, default=None, return_dtype=pl.String),
             pl.lit("other"),
         )
     )
+    unmapped = (
+        users.filter(
+            pl.col("department").is_not_null()
+            & ~pl.col("user_id").is_in(list(user_map))
+            & ~pl.col("department").str.strip_chars().str.to_lowercase().is_in(
+                list(department_map)
+            )
+        )
+        .group_by("department")
+        .len()
+        .sort(["len", "department"], descending=[True, False])
+    )
+    if not unmapped.is_empty():
+        listed = ", ".join(f"{name!r} ({count})" for name, count in unmapped.iter_rows())
+        result.notes.append(
+            f"User departments no team mapping covers (users in each): {listed}; "
+            "they count as team 'other', so their touches are not sales touches. "
+            "Map them under teams.department in the org config"
+        )
     result.tables["users"] = conform("users", users)

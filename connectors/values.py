@@ -202,10 +202,13 @@ def parse_bool(frame: pl.DataFrame, column: str, *, source: str) -> pl.Series:
 def parse_number(frame: pl.DataFrame, column: str, *, source: str) -> pl.Series:
     """Parse a decimal number; thousands separators and currency signs are removed."""
     text = pl.col(column).str.strip_chars().str.replace_all(r"[,$€£\s]", "")
-    value = text.cast(pl.Float64, strict=False)
+    parsed = text.cast(pl.Float64, strict=False)
+    value = pl.when(parsed.is_finite()).then(parsed)
     check = frame.with_columns(_parsed=value)
     bad = text.str.len_chars().gt(0) & pl.col("_parsed").is_null()
-    _raise_bad_cells(source, check, column, bad, "a number such as 15000 or 1250.50")
+    _raise_bad_cells(
+        source, check, column, bad, "a finite number such as 15000 or 1250.50"
+    )
     return check["_parsed"].alias(column)
 
 

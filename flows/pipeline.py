@@ -139,11 +139,27 @@ def newest_timestamp(tables: CanonicalTables) -> dt.datetime | None:
     return max(newest) if newest else None
 
 
+# An as-of time later than this after the clock's now is a typo or a bad record.
+FUTURE_TOLERANCE = dt.timedelta(days=1)
+
+
 def resolve_as_of(
-    request: ScoreRequest, extracted: Extract, demo_as_of: dt.datetime | None
+    request: ScoreRequest,
+    extracted: Extract,
+    demo_as_of: dt.datetime | None,
+    *,
+    now: dt.datetime | None = None,
 ) -> tuple[dt.datetime, str]:
-    """Pick the as-of time and say where it came from."""
+    """Pick the as-of time and say where it came from.
+
+    Raises InputError when the as-of time would lie in the future, because every
+    untouched handoff would then look breached.
+    """
+    latest = (now or dt.datetime.now(dt.UTC)) + FUTURE_TOLERANCE
     if request.as_of is not None:
+        if request.as_of > latest:
+            msg = f"--as-of {request.as_of.isoformat()} is in the future; pass the extraction time"
+            raise InputError(msg)
         return request.as_of, "given with --as-of"
     if demo_as_of is not None:
         return demo_as_of, "the demo org's extraction time"
@@ -152,6 +168,12 @@ def resolve_as_of(
     newest = newest_timestamp(extracted.tables)
     if newest is None:
         msg = "the data has no timestamps to take an as-of time from; pass --as-of"
+        raise InputError(msg)
+    if newest > latest:
+        msg = (
+            f"the newest timestamp in the data, {newest.isoformat()}, is in the future, "
+            "so it cannot serve as the as-of time; fix that record or pass --as-of"
+        )
         raise InputError(msg)
     return newest, "the newest timestamp in the data (pass --as-of to set it)"
 

@@ -282,3 +282,23 @@ def test_unusable_out_folder(tmp_path: Path, make_out, message: str) -> None:
     )  # fmt: skip
     assert code == 2
     assert message in " ".join(stderr.split())
+
+
+def test_future_as_of_is_rejected(tmp_path: Path) -> None:
+    folder = CASES_DIR / "sf-export-business-hours"
+    code, _, stderr = score(
+        "--path", str(folder), "--config", str(folder / "revalign.yaml"),
+        "--as-of", "9999-12-31", "--out", str(tmp_path),
+    )  # fmt: skip
+    assert code == 2
+    assert "is in the future; pass the extraction time" in stderr
+
+
+def test_future_record_cannot_set_as_of(tmp_path: Path) -> None:
+    folder = tmp_path / "export"
+    shutil.copytree(CASES_DIR / "sf-export-business-hours", folder)
+    lead = folder / "Lead.csv"
+    lead.write_text(lead.read_text().replace("2025-03-07T21:00:00.000+0000", "2031-01-01T00:00:00Z", 1))
+    code, _, stderr = score("--path", str(folder), "--config", str(folder / "revalign.yaml"), "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert "the newest timestamp in the data, 2031-01-01T00:00:00+00:00, is in the future" in " ".join(stderr.split())

@@ -182,3 +182,23 @@ def test_cell_errors_redact_personal_values(value: str, shown: str) -> None:
     with pytest.raises(InputError) as caught:
         parse_datetime(frame, "CreatedDate", source="Lead.csv", time_zone="UTC")
     assert f"row 2: {shown}" in str(caught.value)
+
+
+def test_user_departments_match_loosely_and_unmapped_are_noted(tmp_path: Path) -> None:
+    _write(tmp_path, "Lead.csv", "Id,Status\n00Q1,New\n")
+    _write(
+        tmp_path,
+        "User.csv",
+        "Id,IsActive,Department\nU1,TRUE, SALES \nU2,TRUE,Inside Sales EMEA\nU3,TRUE,Inside Sales EMEA\n",
+    )
+    tables = read_export(tmp_path, OrgConfig())
+    assert tables["users"]["team"].to_list() == ["sales", "other", "other"]
+    assert any("'Inside Sales EMEA' (2)" in note for note in tables.notes)
+
+
+@pytest.mark.parametrize("amount", ["1e400", "NaN", "inf"])
+def test_non_finite_amount_is_rejected(tmp_path: Path, amount: str) -> None:
+    _write(tmp_path, "Lead.csv", "Id,Status\n00Q1,New\n")
+    _write(tmp_path, "Opportunity.csv", f"Id,Amount\n006A,{amount}\n")
+    with pytest.raises(InputError, match=r"field `Amount`.*a finite number"):
+        read_export(tmp_path, OrgConfig())
