@@ -9,15 +9,18 @@ and surrounding spaces.
 Every problem in a file is collected and raised together as one
 :class:`SurveyError`, so nothing is scored from a half-read file. Rows are counted
 as a spreadsheet shows them: the header is row 1, or the row after the template's
-leading guide rows.
+leading guide rows. Respondent ids and teams may be personal data, so an invalid
+one that looks like an e-mail address or phone number is shown as a placeholder.
 """
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import polars as pl
 import yaml
@@ -31,31 +34,62 @@ OPTIONAL_COLUMNS = ("evidence",)
 GUIDE_PREFIX = "#"
 _RATING = r"^[1-5](\.0+)?$"
 _ISO_DATE = r"^\d{4}-\d{2}-\d{2}$"
+EMAIL_MASK = "<e-mail address>"
+PHONE_MASK = "<phone number>"
+PERSONAL_COLUMNS = ("respondent_id", "team")
+_EMAIL = r"[^\s@]+@[^\s@]+\.[^\s@]+"
+_PHONE_CHARACTERS = r"^\+?[\d\s().\-/]+$"
+_PHONE_SEPARATOR = r"^\+|[\s().\-/]"
+_NUMERIC_DATE = r"^\d{1,4}[/.\-]\d{1,2}[/.\-]\d{1,4}$"
+_PATH_HINT = "check the --survey path (or `survey` in the org config)"
 
 
 @dataclass(frozen=True)
 class SurveyProblem:
-    """One invalid cell, column or entry of a survey file."""
+    """One invalid file, row, cell or column of a survey.
+
+    ``row`` is None for a problem with the whole file and ``column`` is None for a
+    problem with a whole row. ``value`` may be :data:`EMAIL_MASK` or
+    :data:`PHONE_MASK` in place of personal data.
+    """
 
     file: str
-    row: int
-    column: str
+    row: int | None
+    column: str | None
     value: str | None
     reason: str
     row_kind: Literal["row", "entry"] = "row"
 
     def __str__(self) -> str:
-        value_text = "" if self.value is None else f"{self.value!r} "
-        place = f"{self.file}, {self.row_kind} {self.row}, column `{self.column}`"
-        return f"{place}: {value_text}{self.reason}"
+        if self.row is None:
+            return f"{self.file}: {self.reason}"
+        place = f"{self.file}, {self.row_kind} {self.row}"
+        if self.column is not None:
+            place += f", column `{self.column}`"
+        return f"{place}: {_shown_value(self.value)}{self.reason}"
+
+
+def _shown_value(value: str | None) -> str:
+    if value is None:
+        return ""
+    if value in (EMAIL_MASK, PHONE_MASK):
+        return f"{value} "
+    return f"{value!r} "
 
 
 class SurveyError(InputError):
-    """Raised when a survey file has invalid rows; ``problems`` lists each one."""
+    """Raised when a survey file is unusable or has invalid rows.
+
+    ``problems`` lists each problem. A problem with the whole file (missing, not
+    UTF-8, empty) is the only one in the list and is the whole message.
+    """
 
     def __init__(self, file: str, problems: list[SurveyProblem]) -> None:
         self.file = file
         self.problems = problems
+        if len(problems) == 1 and problems[0].row is None:
+            super().__init__(f"survey file {file!r} {problems[0].reason}")
+            return
         count = f"{len(problems)} problem" + ("s" if len(problems) != 1 else "")
         lines = "\n".join(f"  - {problem}" for problem in problems)
         message = (
@@ -65,28 +99,32 @@ class SurveyError(InputError):
         super().__init__(message)
 
 
-def read_survey(path: Path) -> SurveyResult:
+def read_survey(path: Path, *, today: dt.date | None = None) -> SurveyResult:
     """Read and validate a survey from CSV or YAML (``.yaml``/``.yml``).
 
+    Args:
+        path: the survey file.
+        today: the date that ``answered_on`` may exceed by at most one day;
+            defaults to today in UTC.
+
     Raises:
-        SurveyError: the file is unreadable or any row is invalid; the message
-            lists every problem with its file, row and column.
+        SurveyError: the file is missing, unreadable or empty, or any row is
+            invalid; the message lists every problem with its file, row and column.
     """
+    text = _read_text(path)
     if path.suffix.lower() in (".yaml", ".yml"):
-        frame, kind, problems = _read_yaml(path)
+        sheet = _read_yaml(path, text)
     else:
-        frame, kind, problems = _read_csv(path)
+        sheet = _read_csv(path, text)
+    frame, problems = sheet.frame, sheet.problems
     if frame is not None:
-        problems += _column_problems(str(path), frame.columns, kind)
+        latest = (today or dt.datetime.now(dt.UTC).date()) + dt.timedelta(days=1)
+        problems += _column_problems(str(path), frame.columns, sheet.kind)
         frame = _with_all_columns(frame)
-        problems += _cell_problems(str(path), frame, kind)
-    if not problems and (frame is None or frame.is_empty()):
-        problems.append(
-            SurveyProblem(
-                str(path), 1, "respondent_id", None, "no respondent rows found"
-            )
-        )
-    if problems:
+        problems += _cell_problems(str(path), frame, sheet.kind, latest)
+    if not problems and frame is not None and frame.is_empty():
+        problems.append(SurveyProblem(str(path), None, None, None, sheet.empty))
+    if problems or frame is None:
         raise SurveyError(str(path), sorted(problems, key=_problem_order))
     return SurveyResult(path=path, responses=_typed(frame))
 
@@ -94,40 +132,117 @@ def read_survey(path: Path) -> SurveyResult:
 def _problem_order(problem: SurveyProblem) -> tuple[int, int]:
     known = (*COLUMNS, *OPTIONAL_COLUMNS)
     position = known.index(problem.column) if problem.column in known else len(known)
-    return problem.row, position
+    return problem.row or 0, position
 
 
 # Reading
 
 
-def _leading_guide_rows(path: Path) -> int:
-    count = 0
-    with path.open(encoding="utf-8-sig") as handle:
-        for line in handle:
-            if not line.startswith(GUIDE_PREFIX):
-                break
-            count += 1
-    return count
+class _Sheet(NamedTuple):
+    """A survey file read as text columns, before its cells are checked."""
+
+    frame: pl.DataFrame | None
+    kind: Literal["row", "entry"]
+    problems: list[SurveyProblem]
+    empty: str  # the reason to give when the file has no respondents
 
 
-def _read_csv(path: Path) -> tuple[pl.DataFrame | None, str, list[SurveyProblem]]:
+def _file_error(path: Path, reason: str) -> SurveyError:
+    return SurveyError(str(path), [_whole_file(path, reason)])
+
+
+def _read_text(path: Path) -> str:
+    """Return the file's text without a byte order mark.
+
+    Raises:
+        SurveyError: the path is missing or a folder, or the file is not UTF-8
+            text or is blank.
+    """
+    if path.is_dir():
+        raise _file_error(path, f"is a folder, not a survey file; {_PATH_HINT}")
     try:
-        skipped = _leading_guide_rows(path)
-        frame = pl.read_csv(path, infer_schema=False, skip_rows=skipped)
-    except (OSError, UnicodeDecodeError, pl.exceptions.PolarsError) as exc:
-        # Polars appends advice about its own options; only the first line applies.
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise _file_error(path, f"not found; {_PATH_HINT}") from None
+    except OSError as exc:
+        reason = f"cannot be read ({exc.strerror}); {_PATH_HINT}"
+        raise _file_error(path, reason) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
         reason = (
-            f"cannot be read as UTF-8 CSV ({detail}); save it as CSV UTF-8 with as "
-            f"many cells in each row as in the header, and retry"
+            f"is not UTF-8 text (byte 0x{data[exc.start]:02x} on line {line}); save "
+            f"it as CSV UTF-8 (or YAML in UTF-8) and retry"
         )
-        return None, "row", [SurveyProblem(str(path), 1, "(file)", None, reason)]
-    frame = frame.rename({name: name.strip().lower() for name in frame.columns})
+        raise _file_error(path, reason) from None
+    if not text.strip():
+        reason = (
+            "is empty; start from `revalign survey template` and fill in one row "
+            "per respondent"
+        )
+        raise _file_error(path, reason)
+    return text
+
+
+def _read_csv(path: Path, text: str) -> _Sheet:
+    lines = text.splitlines(keepends=True)
+    skipped = next(
+        (
+            index
+            for index, line in enumerate(lines)
+            if not line.startswith(GUIDE_PREFIX)
+        ),
+        len(lines),
+    )
     header_row = skipped + 1
+    body = "".join(lines[skipped:])
+    empty = (
+        f"has no respondent rows after the header (row {header_row}); fill in one "
+        f"row per respondent"
+    )
+    if not body.strip():
+        reason = "has guide rows but no header; add the header from the template"
+        return _Sheet(None, "row", [_whole_file(path, reason)], empty)
+    try:
+        frame = pl.read_csv(body.encode(), infer_schema=False)
+    except pl.exceptions.PolarsError as exc:
+        problems = _long_rows(str(path), body, header_row)
+        if not problems:
+            # Polars appends advice about its own options; only the first line applies.
+            detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            reason = f"cannot be read as CSV ({detail}); save it as CSV UTF-8 and retry"
+            problems = [_whole_file(path, reason)]
+        return _Sheet(None, "row", problems, empty)
+    frame = frame.rename({name: name.strip().lower() for name in frame.columns})
     frame = frame.with_row_index("_row", offset=header_row + 1).with_columns(
         pl.col("_row").cast(pl.Int64)
     )
-    return _drop_blank_and_guide_rows(frame), "row", []
+    return _Sheet(_drop_blank_and_guide_rows(frame), "row", [], empty)
+
+
+def _whole_file(path: Path, reason: str) -> SurveyProblem:
+    return SurveyProblem(str(path), None, None, None, reason)
+
+
+def _long_rows(file: str, body: str, header_row: int) -> list[SurveyProblem]:
+    """Return a problem for each row with more cells than the header."""
+    try:
+        header, *rows = csv.reader(io.StringIO(body))
+    except csv.Error:
+        return []
+    return [
+        SurveyProblem(
+            file,
+            header_row + offset,
+            None,
+            None,
+            f"has {len(cells)} cells, the header has {len(header)}; remove the "
+            f"extra cells or quote a value that contains a comma",
+        )
+        for offset, cells in enumerate(rows, start=1)
+        if len(cells) > len(header)
+    ]
 
 
 def _drop_blank_and_guide_rows(frame: pl.DataFrame) -> pl.DataFrame:
@@ -139,18 +254,37 @@ def _drop_blank_and_guide_rows(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.filter(~blank & ~guide)
 
 
-def _read_yaml(path: Path) -> tuple[pl.DataFrame | None, str, list[SurveyProblem]]:
+class _TextDateLoader(yaml.SafeLoader):
+    """A safe YAML loader that keeps dates as text.
+
+    PyYAML's own date conversion raises a bare ValueError on an impossible date
+    such as 2025-02-30; as text, the date gets the same row check as in a CSV.
+    """
+
+
+_TextDateLoader.yaml_implicit_resolvers = {
+    first: [
+        (tag, pattern)
+        for tag, pattern in resolvers
+        if tag != "tag:yaml.org,2002:timestamp"
+    ]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _read_yaml(path: Path, text: str) -> _Sheet:
     file = str(path)
+    empty = "has no respondent entries; add one entry per respondent"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        reason = f"cannot be read as YAML ({exc})"
-        return None, "entry", [SurveyProblem(file, 1, "(file)", None, reason)]
+        data = yaml.load(text, Loader=_TextDateLoader)
+    except (yaml.YAMLError, ValueError) as exc:
+        reason = f"cannot be read as YAML ({' '.join(str(exc).split())})"
+        return _Sheet(None, "entry", [_whole_file(path, reason)], empty)
     if isinstance(data, dict):
         data = data.get("respondents")
     if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
         reason = "expected a list of respondents, or a `respondents:` key holding one"
-        return None, "entry", [SurveyProblem(file, 1, "(file)", None, reason)]
+        return _Sheet(None, "entry", [_whole_file(path, reason)], empty)
     allowed = (*COLUMNS, *OPTIONAL_COLUMNS)
     rows = [
         {str(key).strip().lower(): _yaml_text(value) for key, value in item.items()}
@@ -165,7 +299,8 @@ def _read_yaml(path: Path) -> tuple[pl.DataFrame | None, str, list[SurveyProblem
     schema = {key: pl.String for key in allowed}
     known = [{key: row.get(key) for key in allowed} for row in rows]
     frame = pl.DataFrame(known, schema=schema).with_row_index("_row", offset=1)
-    return frame.with_columns(pl.col("_row").cast(pl.Int64)), "entry", problems
+    frame = frame.with_columns(pl.col("_row").cast(pl.Int64))
+    return _Sheet(frame, "entry", problems, empty)
 
 
 def _unknown_column() -> str:
@@ -248,9 +383,13 @@ def _parsed_date() -> pl.Expr:
     )
 
 
-def _reasons() -> dict[str, pl.Expr]:
+def _reasons(latest: dt.date) -> dict[str, pl.Expr]:
     team = pl.col("team").str.to_lowercase()
     allowed = ", ".join(TEAMS)
+    future = (
+        f"is in the future (after {latest}, a day after today in UTC); write the "
+        f"date the respondent answered"
+    )
     reasons = {
         "respondent_id": pl.when(pl.col("respondent_id").is_null())
         .then(pl.lit("is missing; give every row a respondent id"))
@@ -261,7 +400,10 @@ def _reasons() -> dict[str, pl.Expr]:
         .then(pl.lit(f"is not a known team; use one of: {allowed}")),
         "answered_on": pl.when(
             pl.col("answered_on").is_not_null() & _parsed_date().is_null()
-        ).then(pl.lit("is not a date; write it as YYYY-MM-DD or leave it blank")),
+        )
+        .then(pl.lit("is not a date; write it as YYYY-MM-DD or leave it blank"))
+        .when(_parsed_date() > latest)
+        .then(pl.lit(future)),
     }
     for name in DIMENSIONS:
         invalid = pl.col(name).is_not_null() & ~pl.col(name).str.contains(_RATING)
@@ -271,14 +413,37 @@ def _reasons() -> dict[str, pl.Expr]:
     return reasons
 
 
-def _cell_problems(file: str, frame: pl.DataFrame, kind: str) -> list[SurveyProblem]:
+def _masked(name: str) -> pl.Expr:
+    """Return the column with e-mail addresses and phone numbers replaced by masks."""
+    value = pl.col(name)
+    if name not in PERSONAL_COLUMNS:
+        return value
+    digits = value.str.count_matches(r"\d")
+    phone = (
+        value.str.contains(_PHONE_CHARACTERS)
+        & digits.is_between(7, 15)
+        & (value.str.contains(_PHONE_SEPARATOR) | (digits >= 10))
+        & ~value.str.contains(_NUMERIC_DATE)
+    )
+    return (
+        pl.when(value.str.contains(_EMAIL))
+        .then(pl.lit(EMAIL_MASK))
+        .when(phone)
+        .then(pl.lit(PHONE_MASK))
+        .otherwise(value)
+    )
+
+
+def _cell_problems(
+    file: str, frame: pl.DataFrame, kind: str, latest: dt.date
+) -> list[SurveyProblem]:
     if frame.is_empty():
         return []
     checked = frame.select(
         "_row",
         *[
-            pl.struct(value=pl.col(name), reason=reason).alias(name)
-            for name, reason in _reasons().items()
+            pl.struct(value=_masked(name), reason=reason).alias(name)
+            for name, reason in _reasons(latest).items()
         ],
     )
     found = (

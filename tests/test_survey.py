@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 from pathlib import Path
 
 import polars as pl
 import pytest
+from typer.testing import CliRunner
 
 from connectors.errors import InputError
+from flows.cli import app
 from flows.survey_cli import write_template
 from scoring.rubric import load_rubric
 from scoring.survey import SurveyError, SurveyProblem, read_survey
@@ -198,20 +201,209 @@ def test_blank_rows_skipped(tmp_path: Path) -> None:
 
 
 def test_empty_survey(tmp_path: Path) -> None:
-    with pytest.raises(SurveyError, match="no respondent rows found"):
-        read_survey(_write(tmp_path))
-
-
-def test_ragged_row(tmp_path: Path) -> None:
-    path = _write(tmp_path, "r1,sales,2025-06-20,3,3,3,3,3,extra")
-    with pytest.raises(SurveyError, match="found more fields than defined") as caught:
+    path = _write(tmp_path)
+    with pytest.raises(SurveyError) as caught:
         read_survey(path)
-    assert "truncate_ragged_lines" not in str(caught.value)
+    assert str(caught.value) == (
+        f"survey file {str(path)!r} has no respondent rows after the header (row 1); "
+        "fill in one row per respondent"
+    )
 
 
-def test_unreadable_survey(tmp_path: Path) -> None:
-    with pytest.raises(SurveyError, match="cannot be read as UTF-8 CSV"):
-        read_survey(tmp_path / "absent.csv")
+def test_template_without_answers(tmp_path: Path) -> None:
+    path = write_template(tmp_path, rubric=load_rubric())
+    with pytest.raises(SurveyError) as caught:
+        read_survey(path)
+    assert str(caught.value) == (
+        f"survey file {str(path)!r} has no respondent rows after the header "
+        "(row 38); fill in one row per respondent"
+    )
+
+
+def test_yaml_no_entries(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text("respondents: []\n", encoding="utf-8")
+    with pytest.raises(SurveyError, match="has no respondent entries; add one"):
+        read_survey(path)
+
+
+@pytest.mark.parametrize(
+    ("answered_on", "valid"),
+    [
+        pytest.param("2025-06-20", True, id="today"),
+        pytest.param("2025-06-21", True, id="tomorrow"),
+        pytest.param("2025-06-22", False, id="two-days"),
+        pytest.param("2999-01-01", False, id="far-future"),
+    ],
+)
+def test_future_date(tmp_path: Path, answered_on: str, valid: bool) -> None:
+    path = _write(tmp_path, f"r1,sales,{answered_on},3,3,3,3,3")
+    today = dt.date(2025, 6, 20)
+    if valid:
+        survey = read_survey(path, today=today)
+        assert survey.responses["answered_on"].to_list() == [
+            dt.date.fromisoformat(answered_on)
+        ]
+    else:
+        with pytest.raises(SurveyError) as caught:
+            read_survey(path, today=today)
+        assert [str(item) for item in caught.value.problems] == [
+            f"{path}, row 2, column `answered_on`: {answered_on!r} is in the future "
+            "(after 2025-06-21, a day after today in UTC); write the date the "
+            "respondent answered"
+        ]
+
+
+def test_future_date_default_today(tmp_path: Path) -> None:
+    path = _write(tmp_path, "r1,sales,2999-01-01,3,3,3,3,3")
+    assert _problems(path) == [(2, "answered_on", "2999-01-01")]
+
+
+def test_yaml_impossible_date(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "- {respondent_id: r01, team: sales, answered_on: 2025-06-20}\n"
+        "- {respondent_id: r02, team: sales, answered_on: 2025-02-30}\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(SurveyError) as caught:
+        read_survey(path)
+    assert [str(item) for item in caught.value.problems] == [
+        f"{path}, entry 2, column `answered_on`: '2025-02-30' is not a date; write "
+        "it as YYYY-MM-DD or leave it blank"
+    ]
+    assert caught.value.exit_code == 2
+
+
+def test_yaml_dates_read(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(
+        "- {respondent_id: r01, team: sales, answered_on: 2025-06-20}\n"
+        "- {respondent_id: r02, team: sales, answered_on: '2025-06-21'}\n",
+        encoding="utf-8",
+    )
+    survey = read_survey(path, today=dt.date(2025, 6, 21))
+    assert survey.responses["answered_on"].to_list() == [
+        dt.date(2025, 6, 20),
+        dt.date(2025, 6, 21),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("respondent", "shown"),
+    [
+        pytest.param("ana.lopez@example.com", "<e-mail address>", id="email"),
+        pytest.param("+44 20 7946 0958", "<phone number>", id="phone-plus"),
+        pytest.param("(415) 555-0100", "<phone number>", id="phone-us"),
+        pytest.param("4155550100", "<phone number>", id="phone-digits"),
+        pytest.param("r01", "'r01'", id="plain-id"),
+        pytest.param("1042", "'1042'", id="short-number"),
+    ],
+)
+def test_duplicate_personal_id_masked(
+    tmp_path: Path, respondent: str, shown: str
+) -> None:
+    path = _write(
+        tmp_path,
+        f'"{respondent}",sales,2025-06-20,3,3,3,3,3',
+        f'"{respondent}",sales,2025-06-20,3,3,3,3,3',
+    )
+    with pytest.raises(SurveyError) as caught:
+        read_survey(path)
+    message = str(caught.value)
+    assert f"column `respondent_id`: {shown} appears twice (rows 2 and 3)" in message
+    assert (respondent in message) is (shown == repr(respondent))
+
+
+@pytest.mark.parametrize(
+    ("team", "shown"),
+    [
+        pytest.param("bo@example.org", "<e-mail address>", id="email"),
+        pytest.param("+1 415 555 0100", "<phone number>", id="phone"),
+        pytest.param("2025-06-20", "'2025-06-20'", id="date"),
+        pytest.param("finance", "'finance'", id="word"),
+    ],
+)
+def test_team_personal_value_masked(tmp_path: Path, team: str, shown: str) -> None:
+    path = _write(tmp_path, f'r1,"{team}",2025-06-20,3,3,3,3,3')
+    with pytest.raises(SurveyError) as caught:
+        read_survey(path)
+    assert [str(item) for item in caught.value.problems] == [
+        f"{path}, row 2, column `team`: {shown} is not a known team; use one of: "
+        "sales, marketing, leadership, revops"
+    ]
+    assert caught.value.problems[0].value == shown.strip("'")
+
+
+def test_ragged_rows_numbered(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path,
+        "r1,sales,2025-06-20,3,3,3,3,3",
+        "r2,sales,2025-06-20,3,3,3,3,3,extra",
+        '"r3",sales,2025-06-20,3,3,3,3,3,"a, b",c',
+    )
+    with pytest.raises(SurveyError) as caught:
+        read_survey(path)
+    lines = [str(item) for item in caught.value.problems]
+    assert lines == [
+        f"{path}, row 3: has 9 cells, the header has 8; remove the extra cells or "
+        "quote a value that contains a comma",
+        f"{path}, row 4: has 10 cells, the header has 8; remove the extra cells or "
+        "quote a value that contains a comma",
+    ]
+
+
+def test_ragged_row_after_guide_rows(tmp_path: Path) -> None:
+    path = write_template(tmp_path, rubric=load_rubric())
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write("r1,sales,2025-06-20,3,3,3,3,3,,extra\n")
+    assert _problems(path) == [(39, None, None)]
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    path = tmp_path / "nope.csv"
+    with pytest.raises(SurveyError) as caught:
+        read_survey(path)
+    assert str(caught.value) == (
+        f"survey file {str(path)!r} not found; check the --survey path "
+        "(or `survey` in the org config)"
+    )
+
+
+def test_folder_not_survey(tmp_path: Path) -> None:
+    with pytest.raises(SurveyError) as caught:
+        read_survey(tmp_path)
+    assert str(caught.value) == (
+        f"survey file {str(tmp_path)!r} is a folder, not a survey file; check the "
+        "--survey path (or `survey` in the org config)"
+    )
+
+
+@pytest.mark.parametrize(
+    "name", [pytest.param("s.csv", id="csv"), pytest.param("s.yaml", id="yaml")]
+)
+def test_not_utf8(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_bytes(HEADER.encode() + b"\nr1,sales,2025-06-20,3,3,3,3,\xe9t\xe9\n")
+    with pytest.raises(SurveyError, match="is not UTF-8 text") as caught:
+        read_survey(path)
+    assert caught.value.exit_code == 2
+    assert str(caught.value).startswith(f"survey file {str(path)!r} ")
+
+
+def test_empty_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.csv"
+    path.write_bytes(b"")
+    with pytest.raises(SurveyError, match="is empty; start from `revalign survey"):
+        read_survey(path)
+
+
+def test_binary_yaml(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_bytes(b"respondents:\x00\x01\x02")
+    with pytest.raises(SurveyError, match="cannot be read as YAML") as caught:
+        read_survey(path)
+    assert str(caught.value).startswith(f"survey file {str(path)!r} ")
 
 
 def test_yaml_matches_csv(tmp_path: Path) -> None:
@@ -290,3 +482,13 @@ def test_template_refuses_overwrite(tmp_path: Path) -> None:
     path = write_template(tmp_path, rubric=load_rubric())
     with pytest.raises(InputError, match="already exists and may hold answers"):
         write_template(path, rubric=load_rubric())
+
+
+def test_score_missing_survey_exit(tmp_path: Path) -> None:
+    path = tmp_path / "nope.csv"
+    result = CliRunner().invoke(app, ["score", "--demo", "--survey", str(path)])
+    assert result.exit_code == 2
+    assert " ".join(result.stderr.split()) == (
+        f"error: survey file {str(path)!r} not found; check the --survey path "
+        "(or `survey` in the org config)"
+    )
