@@ -1,9 +1,9 @@
 """``revalign audit``: self-reported scores held against measured levels.
 
 The command runs the same pipeline as ``revalign score``, so the files in
-``--out`` (scorecard.json and report.md, which has an audit section) are written
-as well. It prints the audit table and the red flags; ``--json`` prints only the
-audit as JSON.
+``--out`` (scorecard.json, report.md with its audit section, and handoffs.csv) are
+written as well. It prints the same audit table as ``revalign score``, then the
+red flags; ``--json`` prints only the audit as JSON.
 """
 
 from __future__ import annotations
@@ -17,81 +17,8 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.errors import RevalignError
-from scoring.audit import Audit, ClaimCheck, DimensionAudit
-from scoring.survey import TEAMS
-
-_MARKS = {"over-claim": " ▲", "under-claim": " ▼", "unverifiable": " ?"}
-# Shorter verdict words that fit an 80-column terminal without truncation.
-_VERDICT_LABELS = {
-    "over-claim": "over",
-    "under-claim": "under",
-    "unverifiable": "unverified",
-}
-_TEAM_TITLES = {
-    "sales": "Sales",
-    "marketing": "Mktg",
-    "leadership": "Lead.",
-    "revops": "RevOps",
-}
-
-
-def _rating(check: ClaimCheck | None) -> str:
-    if check is None or check.self_reported is None:
-        return "—"
-    return f"{check.self_reported:.2f}{_MARKS.get(check.verdict, '')}"
-
-
-def _measured(item: DimensionAudit) -> str:
-    if item.measured_level is None:
-        return "—"
-    # "+" marks a level where the data ran out of evidence rather than failing.
-    ceiling = item.stop_reason in ("not_measurable", "survey_only")
-    return f"{item.measured_level}{'+' if ceiling else ''}"
-
-
-def _gap(item: DimensionAudit) -> str:
-    if item.gap is None:
-        return "—"
-    return f"{item.gap:.2f}{' !' if item.perception_gap else ''}"
-
-
-def render_audit(audit: Audit) -> Table:
-    """Return the audit as a rich table: one row per dimension, one column per team.
-
-    "Data" is the measured level and "Survey" the mean self-rating. Only teams
-    that answered get a column. Marks: ▲ over-claim, ▼ under-claim, ?
-    unverifiable; "+" after a measured level means the data ran out of evidence
-    there rather than failing a criterion; "!" after the sales-marketing gap
-    marks a perception gap.
-    """
-    teams = [
-        team for team in TEAMS if any(item.team(team) for item in audit.dimensions)
-    ]
-    table = Table(
-        title=f"Self-reported vs measured ({audit.respondents} respondents)",
-        caption="Data: measured level (+ no evidence above it). Survey: mean rating. "
-        "▲ over-claim ▼ under-claim ? unverifiable. Gap: sales vs marketing, "
-        "! perception gap.",
-    )
-    # Numbers keep their full width; on a narrow terminal the names wrap instead.
-    table.add_column("Dimension", ratio=2)
-    table.add_column("Data", justify="right", min_width=4)
-    table.add_column("Survey", justify="right", min_width=6)
-    table.add_column("Verdict", min_width=10)
-    for team in teams:
-        table.add_column(_TEAM_TITLES[team], justify="right", min_width=6)
-    table.add_column("Gap", justify="right", min_width=6)
-    for item in audit.dimensions:
-        cells = [_rating(item.team(team)) for team in teams]
-        table.add_row(
-            item.name,
-            _measured(item),
-            _rating(item.everyone),
-            _VERDICT_LABELS.get(item.everyone.verdict, item.everyone.verdict),
-            *cells,
-            _gap(item),
-        )
-    return table
+from flows.render import audit_table
+from scoring.audit import Audit
 
 
 def render_red_flags(audit: Audit) -> Table | None:
@@ -125,7 +52,8 @@ def audit_command(
         str | None, typer.Option(help="When the data was extracted, ISO 8601.")
     ] = None,
     out: Annotated[
-        Path, typer.Option(help="Folder for scorecard.json and report.md.")
+        Path,
+        typer.Option(help="Folder for scorecard.json, report.md and handoffs.csv."),
     ] = Path("revalign-out"),
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the audit as JSON.")
@@ -161,10 +89,9 @@ def audit_command(
     if as_json:
         typer.echo(json.dumps(result.document["audit"], indent=2))
         return
-    audit = Audit.from_dict(result.document["audit"])
     console = Console()
-    console.print(render_audit(audit))
-    flags = render_red_flags(audit)
+    console.print(audit_table(result.document["audit"]))
+    flags = render_red_flags(Audit.from_dict(result.document["audit"]))
     if flags is not None:
         console.print(flags)
     console.print(f"\nWrote {', '.join(str(f) for f in result.files)}", highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,9 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from config.models import OrgConfig
-from flows.audit_cli import audit_command, render_audit, render_red_flags
+from flows.audit_cli import audit_command, render_red_flags
+from flows.cli import app as revalign_app
+from flows.render import audit_table
 from metrics.result import Metrics, MetricValue
 from scoring.audit import Audit, build_audit, claim_verdict, monthly_series, red_flags
 from scoring.levels import measure_dimension
@@ -250,30 +253,6 @@ def _render(table: Any) -> str:
     return console.export_text()
 
 
-def test_render_audit_rows() -> None:
-    audit = build_audit(
-        HANDOFF_LEVEL2,
-        survey=read_survey(VALID_SURVEY),
-        config=OrgConfig(),
-        rubric=RUBRIC,
-    )
-    lines = _render(render_audit(audit)).splitlines()
-    handoff = next(line for line in lines if "Lead Handoff" in line)
-    attribution = next(line for line in lines if "Attribution" in line)
-    assert "Self-reported vs measured (5 respondents)" in lines[0]
-    assert [cell.strip() for cell in handoff.split("│")[1:-1]] == [
-        "Lead Handoff",
-        "2",
-        "3.75 ▲",
-        "over",
-        "3.50 ▲",
-        "4.00 ▲",
-        "0.50",
-    ]
-    assert "1.00 !" in attribution
-    assert "Lead." not in "\n".join(lines)
-
-
 def test_render_red_flags() -> None:
     audit = build_audit({}, survey=None, config=OrgConfig(), rubric=RUBRIC)
     text = _render(render_red_flags(audit))
@@ -353,3 +332,42 @@ def test_audit_command_bad_survey(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "3 problems, so nothing was scored" in result.stderr
     assert not (tmp_path / "scorecard.json").exists()
+
+
+def _table_text(table: Any) -> str:
+    console = Console(file=io.StringIO(), color_system=None, record=True)
+    console.print(table)
+    return console.export_text()
+
+
+def test_audit_command_table_matches_score(tmp_path: Path) -> None:
+    case = CASES_DIR / "sf-export-sal-rate"
+    common = [
+        "--path", str(case),
+        "--config", str(case / "revalign.yaml"),
+        "--survey", str(VALID_SURVEY),
+        "--as-of", "2025-07-01T00:00:00Z",
+    ]  # fmt: skip
+    runner = CliRunner()
+    audited = runner.invoke(
+        revalign_app, ["audit", *common, "--out", str(tmp_path / "audit")]
+    )
+    scored = runner.invoke(
+        revalign_app, ["score", *common, "--out", str(tmp_path / "score")]
+    )
+    document = json.loads((tmp_path / "audit" / "scorecard.json").read_text())
+    expected = _table_text(audit_table(document["audit"]))
+    assert audited.exit_code == 0
+    assert scored.exit_code == 0
+    assert expected in audited.stdout
+    assert expected in scored.stdout
+    assert "over-claim" in expected
+    assert "Red flags" in audited.stdout
+
+
+def test_audit_help_lists_outputs() -> None:
+    result = CliRunner().invoke(
+        _audit_app(), ["audit", "--help"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0
+    assert "Folder for scorecard.json, report.md and handoffs.csv." in result.stdout
