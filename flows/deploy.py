@@ -24,6 +24,7 @@ from config.models import (
     load_org_list,
 )
 from connectors.errors import RevalignError
+from flows.sources import SOURCES
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +37,22 @@ START_SERVER_HINT = (
 )
 
 
+# Sources that read files, so each scheduled run needs the folder to read.
+FOLDER_SOURCES = {
+    "salesforce-export": "the export folder",
+    "canonical": "the folder of canonical files",
+}
+
+
 class ServerUnreachable(RevalignError):
-    """Raised when no Prefect server is configured or it does not respond."""
+    """Raised when the configured Prefect server does not respond."""
 
     exit_code = 4
     retryable = True
+
+
+class ServerNotConfigured(RevalignError):
+    """Raised when PREFECT_API_URL is not set, so no server can be reached."""
 
 
 @dataclass(frozen=True)
@@ -49,6 +61,9 @@ class OrgRun:
 
     When the org's config is invalid, ``config`` is ``None`` and ``error`` contains
     the reason. That org is then recorded as failed and the others still run.
+    ``error`` is also set, with the config kept, when the run parameters cannot
+    work (an unknown source, or no folder for a file source); such a run still
+    starts each night, so it fails with the org's own alert rules.
     """
 
     org_id: str
@@ -101,6 +116,7 @@ def load_plan(config_path: Path) -> NightlyPlan:
         source=schedule.source,
         path=schedule.path,
         out=schedule.out,
+        error=_run_error(schedule.source, schedule.path, in_list=False),
     )
     return NightlyPlan(
         config_path=config_path,
@@ -124,14 +140,17 @@ def _plan_from_list(config_path: Path) -> NightlyPlan:
                 OrgRun(entry.config.stem, entry.config, None, "", error=str(exc))
             )
             continue
+        source = entry.source or config.schedule.source
+        path = entry.path or config.schedule.path
         orgs.append(
             OrgRun(
                 org_id=config.org.id,
                 config_path=entry.config,
                 config=config,
-                source=entry.source or config.schedule.source,
-                path=entry.path or config.schedule.path,
+                source=source,
+                path=path,
                 out=entry.out or config.schedule.out,
+                error=_run_error(source, path, in_list=True),
             )
         )
     _check_unique_ids(config_path, orgs)
@@ -143,6 +162,32 @@ def _plan_from_list(config_path: Path) -> NightlyPlan:
         history=listing.history,
         orgs=tuple(orgs),
     )
+
+
+def _run_error(source: str, path: Path | None, *, in_list: bool) -> str | None:
+    """Return why a scheduled run of ``source`` cannot work, or ``None``."""
+    if source not in SOURCES:
+        return (
+            f"schedule.source {source!r} is unknown; choose one of: "
+            f"{', '.join(sorted(SOURCES))}"
+        )
+    if path is None and source in FOLDER_SOURCES:
+        folder = FOLDER_SOURCES[source]
+        fix = f"set it to {folder} (relative to the org config)"
+        if in_list:
+            fix = f"set it, or `path` on the org's entry in the org list, to {folder}"
+        return f"schedule.path is required for source {source}; {fix}"
+    return None
+
+
+def invalid_orgs_message(plan: NightlyPlan) -> str | None:
+    """Return a message naming each org that cannot run and why, or ``None``."""
+    invalid = [org for org in plan.orgs if org.error is not None]
+    if not invalid:
+        return None
+    names = ", ".join(org.org_id for org in invalid)
+    reasons = "".join(f"\n  - {org.org_id}: {org.error}" for org in invalid)
+    return f"{len(invalid)} of {len(plan.orgs)} org(s) cannot run: {names}{reasons}"
 
 
 def _check_unique_ids(config_path: Path, orgs: list[OrgRun]) -> None:
@@ -188,7 +233,8 @@ def check_server() -> str:
     """Return the Prefect API URL after checking that the server responds.
 
     Raises:
-        ServerUnreachable: no API URL is set, or its health check fails.
+        ServerNotConfigured: PREFECT_API_URL is not set.
+        ServerUnreachable: the health check fails; retrying may succeed.
     """
     import httpx
     from prefect.settings import PREFECT_API_URL
@@ -196,10 +242,10 @@ def check_server() -> str:
     url = PREFECT_API_URL.value()
     if not url:
         msg = (
-            "no Prefect server is configured (PREFECT_API_URL is not set); "
-            + START_SERVER_HINT
+            "PREFECT_API_URL is not set, so there is no Prefect server to serve "
+            "from; " + START_SERVER_HINT
         )
-        raise ServerUnreachable(msg)
+        raise ServerNotConfigured(msg)
     try:
         response = httpx.get(
             f"{url.rstrip('/')}/health", timeout=HEALTH_TIMEOUT_SECONDS

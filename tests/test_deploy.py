@@ -27,7 +27,12 @@ import yaml
 from typer.testing import CliRunner
 
 from flows.cli import app
-from flows.deploy import build_deployment, describe_plan, load_plan
+from flows.deploy import (
+    build_deployment,
+    describe_plan,
+    invalid_orgs_message,
+    load_plan,
+)
 from flows.history import HistoryStore
 from tests.conftest import CASES_DIR
 
@@ -124,7 +129,9 @@ def test_plan_rejects_repeated_org_ids(tmp_path: Path) -> None:
 
 def test_serve_dry_run_prints_schedule(tmp_path: Path) -> None:
     config = write_org(
-        tmp_path, "acme", schedule={"cron": "15 6 * * *", "time_zone": "UTC"}
+        tmp_path,
+        "acme",
+        schedule={"cron": "15 6 * * *", "time_zone": "UTC", "path": "export"},
     )
 
     result = runner.invoke(app, ["serve", "--config", str(config), "--dry-run"])
@@ -136,10 +143,82 @@ def test_serve_dry_run_prints_schedule(tmp_path: Path) -> None:
     assert described["time_zone"] == "UTC"
 
 
+@pytest.mark.parametrize(
+    ("source", "path", "error"),
+    [
+        pytest.param(
+            "salesforce-export",
+            None,
+            "schedule.path is required for source salesforce-export; set it to "
+            "the export folder (relative to the org config)",
+            id="export-no-path",
+        ),
+        pytest.param(
+            "canonical",
+            None,
+            "schedule.path is required for source canonical; set it to the folder "
+            "of canonical files (relative to the org config)",
+            id="canonical-no-path",
+        ),
+        pytest.param(
+            "salesforce-exprot",
+            "export",
+            "schedule.source 'salesforce-exprot' is unknown; choose one of: "
+            "canonical, hubspot, salesforce, salesforce-export",
+            id="unknown-source",
+        ),
+        pytest.param("hubspot", None, None, id="api-no-path"),
+        pytest.param("salesforce-export", "export", None, id="export-path"),
+    ],
+)
+def test_serve_dry_run_checks_source(
+    tmp_path: Path, source: str, path: str | None, error: str | None
+) -> None:
+    schedule = {"source": source} if path is None else {"source": source, "path": path}
+    config = write_org(tmp_path, "acme", schedule=schedule)
+
+    result = runner.invoke(app, ["serve", "--config", str(config), "--dry-run"])
+
+    described = json.loads(result.stdout)
+    assert described["orgs"][0]["error"] == error
+    assert result.exit_code == (0 if error is None else 2)
+    if error is not None:
+        assert "1 of 1 org(s) cannot run: acme" in result.stderr
+
+
+def test_plan_list_org_without_path(tmp_path: Path) -> None:
+    write_org(tmp_path, "acme")
+    write_org(tmp_path, "beta")
+    listing = tmp_path / "orgs.yaml"
+    orgs = [{"config": "acme.yaml", "path": "exports/acme"}, {"config": "beta.yaml"}]
+    listing.write_text(yaml.safe_dump({"orgs": orgs}))
+
+    plan = load_plan(listing)
+
+    assert [org.error for org in plan.orgs] == [
+        None,
+        "schedule.path is required for source salesforce-export; set it, or `path` "
+        "on the org's entry in the org list, to the export folder",
+    ]
+    assert invalid_orgs_message(plan) == (
+        f"1 of 2 org(s) cannot run: beta\n  - beta: {plan.orgs[1].error}"
+    )
+
+
+def test_serve_rejects_org_without_path(tmp_path: Path) -> None:
+    config = write_org(tmp_path, "acme")
+
+    result = runner.invoke(app, ["serve", "--config", str(config)])
+
+    assert result.exit_code == 2
+    assert "schedule.path is required for source salesforce-export" in result.stderr
+    assert "Serving" not in result.stdout
+
+
 def test_serve_without_server_says_how(tmp_path: Path) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    config = write_org(tmp_path, "acme")
+    config = write_org(tmp_path, "acme", schedule={"path": "export"})
     closed = f"http://127.0.0.1:{free_port()}/api"
 
     with temporary_settings({PREFECT_API_URL: closed}):
@@ -148,6 +227,42 @@ def test_serve_without_server_says_how(tmp_path: Path) -> None:
     assert result.exit_code == 4
     assert f"the Prefect server at {closed} is not reachable" in result.stderr
     assert "prefect server start" in result.stderr
+    assert "This may succeed if you run the command again later." in result.stderr
+    assert "Serving" not in result.stdout
+
+
+def test_serve_warns_of_invalid_org(tmp_path: Path) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    write_org(tmp_path, "acme")
+    write_org(tmp_path, "beta")
+    listing = tmp_path / "orgs.yaml"
+    orgs = [{"config": "acme.yaml", "path": "exports/acme"}, {"config": "beta.yaml"}]
+    listing.write_text(yaml.safe_dump({"orgs": orgs}))
+    closed = f"http://127.0.0.1:{free_port()}/api"
+
+    with temporary_settings({PREFECT_API_URL: closed}):
+        result = runner.invoke(app, ["serve", "--config", str(listing)])
+
+    assert result.exit_code == 4
+    assert "warning: 1 of 2 org(s) cannot run: beta" in result.stderr
+    assert "the other orgs are served" in result.stderr
+
+
+def test_serve_without_api_url(tmp_path: Path) -> None:
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    config = write_org(tmp_path, "acme", schedule={"path": "export"})
+
+    with temporary_settings(restore_defaults={PREFECT_API_URL}):
+        result = runner.invoke(app, ["serve", "--config", str(config)])
+
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 2
+    assert message.startswith("error: PREFECT_API_URL is not set, so ")
+    assert "prefect config set PREFECT_API_URL=http://127.0.0.1:4200/api" in message
+    assert "This may succeed" not in message
+    assert "Serving" not in result.stdout
 
 
 def test_prefect_yaml_matches_config_schedule() -> None:
