@@ -52,7 +52,8 @@ def read_hubspot(
     changed since (less ``hubspot.lookback_minutes``).
 
     Raises:
-        HubSpotError: the token is missing or rejected, or the API cannot be reached.
+        HubSpotError: the token is missing or rejected, the API cannot be reached,
+            or it sends a body that is not the expected JSON.
         InputError: a property contains an invalid value.
     """
     api = api or connect(config.hubspot, sleep=sleep)

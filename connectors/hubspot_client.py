@@ -1,9 +1,12 @@
 """HubSpot CRM API access through hubspot-api-client: paging, search windows, retries.
 
 Every call goes through :meth:`HubSpotApi.call`, which logs one INFO line per
-request (method, path and paging cursor, never the token) and retries a 429 or a
-5xx with bounded exponential backoff, honouring ``Retry-After``. The client
-raises a 429 as a plain ``ApiException``, so the status code decides.
+request (method, path and paging cursor, never the token) and retries a 429, a
+5xx or a timeout with bounded exponential backoff, honouring ``Retry-After``. A
+refused connection or an unknown host name gets only two quick retries. The
+client raises a 429 as a plain ``ApiException``, so the status code decides.
+Every body is checked before use: a body that is not JSON, or whose ``results``
+are not a list of objects, raises :class:`HubSpotError` naming the endpoint.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import email.utils
 import json
 import logging
 import os
+import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +38,11 @@ from hubspot.crm.objects.models import (
     SimplePublicObjectId,
 )
 from hubspot.crm.owners import exceptions as owner_errors
+from hubspot.crm.owners.models import CollectionResponsePublicOwnerForwardPaging
 from hubspot.crm.pipelines import exceptions as pipeline_errors
+from hubspot.crm.pipelines.models import CollectionResponsePipelineNoPaging
 from hubspot.crm.properties import exceptions as property_errors
+from hubspot.crm.properties.models import CollectionResponsePropertyNoPaging
 
 from config.models import HubSpotConfig
 from connectors.errors import RevalignError
@@ -51,7 +58,12 @@ ASSOCIATION_BATCH_LIMIT = 1000
 # A search query returns at most this many results; paging past it fails.
 SEARCH_CAP = 10_000
 BACKOFF_BASE_SECONDS = 1.0
-REQUEST_TIMEOUT = (10.0, 120.0)
+# A refused connection or an unknown host name is rarely transient (a wrong
+# hubspot.host or a stopped proxy), so it gets two quick retries, not the backoff.
+QUICK_RETRIES = 2
+QUICK_BACKOFF_SECONDS = 0.5
+REQUEST_TIMEOUT = (10.0, 120.0)  # connect and read timeouts, seconds
+DEFAULT_HOST = "https://api.hubapi.com"
 
 API_EXCEPTIONS = (
     object_errors.ApiException,
@@ -173,11 +185,48 @@ def _describe_failure(exc: Exception, label: str) -> HubSpotError:
     return HubSpotError(msg, retryable=retryable, exit_code=4 if retryable else 2)
 
 
+def _causes(exc: BaseException) -> list[BaseException]:
+    """Return ``exc`` and every exception behind it (``reason``, cause, context)."""
+    found: list[BaseException] = []
+    pending: list[object] = [exc]
+    while pending:
+        current = pending.pop(0)
+        if not isinstance(current, BaseException) or any(
+            current is seen for seen in found
+        ):
+            continue
+        found.append(current)
+        pending += [
+            getattr(current, "reason", None),
+            current.__cause__,
+            current.__context__,
+        ]
+    return found
+
+
+_NETWORK_PROBLEMS: tuple[tuple[tuple[type[BaseException], ...], str], ...] = (
+    ((ConnectionRefusedError,), "connection refused"),
+    ((socket.gaierror, urllib3.exceptions.NameResolutionError), "host name not found"),
+    ((TimeoutError, urllib3.exceptions.TimeoutError), "timed out"),
+)
+QUICK_PROBLEMS = ("connection refused", "host name not found")
+
+
+def _network_problem(exc: BaseException) -> str | None:
+    """Return the known problem behind a network error, or ``None``."""
+    causes = _causes(exc)
+    for kinds, problem in _NETWORK_PROBLEMS:
+        if any(isinstance(cause, kinds) for cause in causes):
+            return problem
+    return None
+
+
 class HubSpotApi:
     """The HubSpot endpoints revalign reads, with paging, batching and retries.
 
     ``sleep`` is called with each backoff delay in seconds, so tests can record
-    the delays instead of waiting.
+    the delays instead of waiting. ``request_timeout`` is the connect and read
+    timeout of each request, in seconds.
     """
 
     def __init__(
@@ -186,12 +235,15 @@ class HubSpotApi:
         *,
         max_retries: int = 6,
         max_backoff_seconds: float = 60.0,
+        request_timeout: tuple[float, float] = REQUEST_TIMEOUT,
         sleep: Callable[[float], None] = time.sleep,
     ):
         self.max_retries = max_retries
         self.max_backoff_seconds = max_backoff_seconds
+        self.request_timeout = request_timeout
         self.sleep = sleep
         self.calls = 0
+        self.host = str(client.config.get("host") or DEFAULT_HOST).rstrip("/")
         # urllib3 would otherwise retry a 429 carrying Retry-After on its own, unlogged
         # and unbounded by max_backoff_seconds; every retry happens in call().
         client.config["retry"] = urllib3.Retry(
@@ -211,6 +263,9 @@ class HubSpotApi:
     ) -> T:
         """Call one endpoint, retrying 429, 5xx and network errors with backoff.
 
+        A refused connection or an unknown host is retried at most
+        :data:`QUICK_RETRIES` times, after 0.5 s and 1 s.
+
         Raises:
             HubSpotError: the request failed for good or retries ran out.
         """
@@ -218,7 +273,7 @@ class HubSpotApi:
             self.calls += 1
             logger.info("HubSpot %s", label)
             try:
-                return function(*args, _request_timeout=REQUEST_TIMEOUT, **kwargs)
+                return function(*args, _request_timeout=self.request_timeout, **kwargs)
             except API_EXCEPTIONS as exc:
                 status = exc.status or 0
                 if not (status == 429 or status >= 500) or attempt == self.max_retries:
@@ -228,27 +283,90 @@ class HubSpotApi:
                     "HubSpot %s: status %s, retry in %.1f s", label, status, delay
                 )
             except NETWORK_EXCEPTIONS as exc:
-                if attempt == self.max_retries:
-                    msg = f"HubSpot request {label} failed: {type(exc).__name__}: {exc}"
-                    raise HubSpotError(msg, retryable=True) from None
-                delay = self._delay(attempt, None)
-                logger.warning(
-                    "HubSpot %s: %s, retry in %.1f s", label, type(exc).__name__, delay
+                problem = _network_problem(exc)
+                quick = problem in QUICK_PROBLEMS
+                limit = (
+                    min(self.max_retries, QUICK_RETRIES) if quick else self.max_retries
                 )
+                if attempt >= limit:
+                    raise self._network_failure(
+                        label, exc, problem, attempt + 1
+                    ) from None
+                delay = (
+                    QUICK_BACKOFF_SECONDS * 2**attempt
+                    if quick
+                    else self._delay(attempt, None)
+                )
+                logger.warning(
+                    "HubSpot %s: %s, retry in %.1f s",
+                    label, problem or type(exc).__name__, delay,
+                )  # fmt: skip
             self.sleep(delay)
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _network_failure(
+        self, label: str, exc: BaseException, problem: str | None, attempts: int
+    ) -> HubSpotError:
+        if problem in QUICK_PROBLEMS:
+            msg = f"cannot connect to {self.host}: {problem}; check hubspot.host"
+            return HubSpotError(msg)
+        if problem == "timed out":
+            msg = (
+                f"HubSpot request {label} to {self.host} timed out {attempts} times; "
+                f"check the network or proxy, and retry later"
+            )
+            return HubSpotError(msg, retryable=True)
+        root = _causes(exc)[-1]
+        msg = (
+            f"HubSpot request {label} to {self.host} failed {attempts} times: "
+            f"{type(root).__name__}: {root}"
+        )
+        return HubSpotError(msg, retryable=True)
+
     def call_json(
         self, label: str, function: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> Any:
+    ) -> dict[str, Any]:
         """Like :meth:`call`, but return the decoded JSON body, skipping the models.
 
         The generated models parse every timestamp one by one; object pages are
         decoded here and their timestamps parsed column-wise later.
+
+        Raises:
+            HubSpotError: as :meth:`call`, or the body is not a JSON object whose
+                ``results`` is a list of objects.
         """
+        data, content_type = self._fetch(label, function, *args, **kwargs)
+        return _checked_body(label, data, content_type)
+
+    def call_model(
+        self,
+        label: str,
+        function: Callable[..., Any],
+        model: type[T],
+        *args: Any,
+        **kwargs: Any,
+    ) -> T:
+        """Like :meth:`call_json`, then build ``model`` from the checked body.
+
+        ``function`` must be a bound method of a generated API class, whose
+        ``api_client`` builds the model.
+        """
+        data, content_type = self._fetch(label, function, *args, **kwargs)
+        _checked_body(label, data, content_type)
+        api_client = function.__self__.api_client  # type: ignore[attr-defined]
+        try:
+            return api_client.deserialize(_RawBody(data), model)
+        except API_EXCEPTIONS as exc:
+            # The generated models raise ApiException (status 0) for a bad timestamp.
+            raise _invalid_response(label, str(exc.reason)) from None
+
+    def _fetch(
+        self, label: str, function: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> tuple[bytes, str]:
+        """Return a response's raw body and its Content-Type."""
         response = self.call(label, function, *args, _preload_content=False, **kwargs)
         try:
-            return json.loads(response.data)
+            return response.data, response.headers.get("Content-Type", "")
         finally:
             response.release_conn()
 
@@ -277,8 +395,8 @@ class HubSpotApi:
                 properties=list(properties),
                 properties_with_history=list(history) or None,
             )
-            yield from (_record(result) for result in page["results"])
-            after = _next_after(page)
+            yield from (_record(result, label) for result in page["results"])
+            after = _next_after(page, label)
             if after is None:
                 return
 
@@ -307,7 +425,7 @@ class HubSpotApi:
             response = self.call_json(
                 label, self._batch.read, object_type, body, archived=archived
             )
-            records.extend(_record(result) for result in response["results"])
+            records.extend(_record(result, label) for result in response["results"])
         return records
 
     def search_modified(
@@ -349,10 +467,10 @@ class HubSpotApi:
         end_ms: int,
         properties: Sequence[str],
     ) -> list[Record]:
-        first = self._search_page(
+        first, label = self._search_page(
             object_type, date_property, start_ms, end_ms, properties, None
         )
-        total = int(first["total"])
+        total = _search_total(first, label)
         if total > SEARCH_CAP:
             if end_ms - start_ms <= 1:
                 msg = (
@@ -372,14 +490,14 @@ class HubSpotApi:
             ) + self._search_window(
                 object_type, date_property, middle, end_ms, properties
             )
-        records = [_record(result) for result in first["results"]]
-        after = _next_after(first)
+        records = [_record(result, label) for result in first["results"]]
+        after = _next_after(first, label)
         while after is not None:
-            page = self._search_page(
+            page, label = self._search_page(
                 object_type, date_property, start_ms, end_ms, properties, after
             )
-            records.extend(_record(result) for result in page["results"])
-            after = _next_after(page)
+            records.extend(_record(result, label) for result in page["results"])
+            after = _next_after(page, label)
         return records
 
     def _search_page(
@@ -390,7 +508,8 @@ class HubSpotApi:
         end_ms: int,
         properties: Sequence[str],
         after: str | None,
-    ) -> Any:
+    ) -> tuple[dict[str, Any], str]:
+        """Return one page of search results and the label of its request."""
         filters = [
             Filter(property_name=date_property, operator="GTE", value=str(start_ms)),
             Filter(property_name=date_property, operator="LT", value=str(end_ms)),
@@ -406,7 +525,7 @@ class HubSpotApi:
             f"POST /crm/v3/objects/{object_type}/search {date_property} "
             f"{_iso(start_ms)}..{_iso(end_ms)} after={after or '-'}"
         )
-        return self.call_json(label, self._search.do_search, object_type, body)
+        return self.call_json(label, self._search.do_search, object_type, body), label
 
     def associations(
         self, from_type: str, to_type: str, ids: Sequence[str]
@@ -432,11 +551,9 @@ class HubSpotApi:
                 label, self._associations.get_page, from_type, to_type, body
             )
             for result in response["results"]:
-                from_id = str(result["from"]["id"])
-                pairs.extend(
-                    (from_id, str(target["toObjectId"])) for target in result["to"]
-                )
-                after = _next_after(result)
+                from_id, targets = _association_targets(result, label)
+                pairs.extend((from_id, target) for target in targets)
+                after = _next_after(result, label)
                 if after is not None:
                     pending.append((from_id, after))
         return pairs
@@ -449,9 +566,10 @@ class HubSpotApi:
             while True:
                 flag = str(archived).lower()
                 label = f"GET /crm/v3/owners archived={flag} after={after or '-'}"
-                page = self.call(
+                page = self.call_model(
                     label,
                     self._owners.get_page,
+                    CollectionResponsePublicOwnerForwardPaging,
                     limit=LIST_LIMIT,
                     after=after,
                     archived=archived,
@@ -465,12 +583,24 @@ class HubSpotApi:
     def pipelines(self, object_type: str) -> list[Any]:
         """Return the pipelines of ``object_type`` with their stages."""
         label = f"GET /crm/v3/pipelines/{object_type}"
-        return list(self.call(label, self._pipelines.get_all, object_type).results)
+        page = self.call_model(
+            label,
+            self._pipelines.get_all,
+            CollectionResponsePipelineNoPaging,
+            object_type,
+        )
+        return list(page.results)
 
     def property_definitions(self, object_type: str) -> list[Any]:
         """Return the property definitions of ``object_type``."""
         label = f"GET /crm/v3/properties/{object_type}"
-        return list(self.call(label, self._properties.get_all, object_type).results)
+        page = self.call_model(
+            label,
+            self._properties.get_all,
+            CollectionResponsePropertyNoPaging,
+            object_type,
+        )
+        return list(page.results)
 
 
 def connect(
@@ -496,8 +626,12 @@ def _iso(epoch_ms: int) -> str:
     )
 
 
-def _next_after(body: dict[str, Any]) -> str | None:
-    after = ((body.get("paging") or {}).get("next") or {}).get("after")
+def _next_after(body: dict[str, Any], label: str) -> str | None:
+    paging = body.get("paging") or {}
+    following = (paging.get("next") or {}) if isinstance(paging, dict) else None
+    if not isinstance(following, dict):
+        raise _invalid_response(label, "`paging` is not an object with `next`")
+    after = following.get("after")
     return str(after) if after else None
 
 
@@ -507,14 +641,135 @@ def _model_next_after(paging: Any) -> str | None:
     return str(paging.next.after)
 
 
-def _record(result: dict[str, Any]) -> Record:
-    history = {
-        name: [(entry.get("value"), entry["timestamp"]) for entry in entries]
-        for name, entries in (result.get("propertiesWithHistory") or {}).items()
-    }
+def _record(result: dict[str, Any], label: str) -> Record:
+    if "id" not in result:
+        raise _invalid_response(label, "a result has no `id`")
+    record_id = str(result["id"])
+    properties = result.get("properties") or {}
+    if not isinstance(properties, dict):
+        reason = (
+            f"`properties` of result {record_id} is {_json_type(properties)}, "
+            f"not an object"
+        )
+        raise _invalid_response(label, reason)
     return Record(
-        id=str(result["id"]),
-        properties=dict(result.get("properties") or {}),
-        history=history,
+        id=record_id,
+        properties=dict(properties),
+        history=_history(result, record_id, label),
         archived=bool(result.get("archived", False)),
     )
+
+
+def _history(
+    result: dict[str, Any], record_id: str, label: str
+) -> dict[str, list[tuple[str | None, str]]]:
+    histories = result.get("propertiesWithHistory") or {}
+    valid = isinstance(histories, dict) and all(
+        isinstance(entries, list)
+        and all(isinstance(entry, dict) and "timestamp" in entry for entry in entries)
+        for entries in histories.values()
+    )
+    if not valid:
+        reason = (
+            f"`propertiesWithHistory` of result {record_id} is not an object of "
+            f"lists of entries with a `timestamp`"
+        )
+        raise _invalid_response(label, reason)
+    return {
+        name: [(entry.get("value"), entry["timestamp"]) for entry in entries]
+        for name, entries in histories.items()
+    }
+
+
+def _association_targets(result: dict[str, Any], label: str) -> tuple[str, list[str]]:
+    """Return an association result's source id and its target ids."""
+    source = result.get("from")
+    targets = result.get("to")
+    if not isinstance(source, dict) or "id" not in source:
+        raise _invalid_response(label, "a result has no `from` object with an `id`")
+    if not isinstance(targets, list) or not all(
+        isinstance(target, dict) and "toObjectId" in target for target in targets
+    ):
+        reason = "a result has no `to` list of objects with a `toObjectId`"
+        raise _invalid_response(label, reason)
+    return str(source["id"]), [str(target["toObjectId"]) for target in targets]
+
+
+# Checking response bodies.
+
+
+@dataclass(frozen=True)
+class _RawBody:
+    """A body in the shape the generated ``ApiClient.deserialize`` reads."""
+
+    data: bytes
+
+
+def _invalid_response(
+    label: str, reason: str, *, retryable: bool = False
+) -> HubSpotError:
+    msg = f"invalid response from HubSpot for {label}: {reason}"
+    return HubSpotError(msg, retryable=retryable)
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    return "an object"
+
+
+def _checked_body(label: str, data: bytes, content_type: str) -> dict[str, Any]:
+    """Decode a JSON body and check that ``results`` is a list of objects.
+
+    Raises:
+        HubSpotError: the body is empty, HTML, not JSON or of another shape. Only
+            an HTML page is retryable, because proxies and outage pages send HTML.
+    """
+    if "html" in content_type.lower() or data.lstrip()[:1] == b"<":
+        reason = (
+            "the body is an HTML page, not JSON; a proxy or an outage page may have "
+            "sent it in place of HubSpot"
+        )
+        raise _invalid_response(label, reason, retryable=True)
+    if not data.strip():
+        raise _invalid_response(label, "the body is empty")
+    try:
+        body = json.loads(data)
+    except UnicodeDecodeError:
+        raise _invalid_response(label, "the body is not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        reason = (
+            f"the body is not valid JSON ({exc.msg} at line {exc.lineno} column "
+            f"{exc.colno})"
+        )
+        raise _invalid_response(label, reason) from None
+    if not isinstance(body, dict):
+        reason = f"the body is {_json_type(body)}, not a JSON object"
+        raise _invalid_response(label, reason)
+    if "results" not in body:
+        raise _invalid_response(label, "`results` is missing")
+    results = body["results"]
+    if not isinstance(results, list):
+        reason = f"`results` is {_json_type(results)}, not a list of objects"
+        raise _invalid_response(label, reason)
+    wrong = [item for item in results if not isinstance(item, dict)]
+    if wrong:
+        reason = f"`results` contains {_json_type(wrong[0])}, not an object"
+        raise _invalid_response(label, reason)
+    return body
+
+
+def _search_total(body: dict[str, Any], label: str) -> int:
+    total = body.get("total")
+    if not isinstance(total, int) or isinstance(total, bool):
+        reason = f"`total` is {_json_type(total)}, not a number"
+        raise _invalid_response(label, reason)
+    return total

@@ -4,7 +4,8 @@ It serves what the connector reads: object list pages with ``after`` cursors,
 batch reads with ``propertiesWithHistory``, search with date filters and the
 10,000-result cap, v4 association batch reads, owners (archived too), pipelines
 and property definitions. Tests add records through :class:`FakePortal`, queue
-429 responses with :meth:`FakePortal.inject`, and read request counts from
+429 responses with :meth:`FakePortal.inject`, malformed bodies with
+:meth:`FakePortal.inject_body`, and read request counts from
 :attr:`FakePortal.requests`.
 """
 
@@ -130,7 +131,7 @@ class FakePortal:
         self.pipelines: dict[str, list[dict[str, Any]]] = {}
         self.definitions: dict[str, list[dict[str, Any]]] = {}
         self.association_page_size = 500
-        self.faults: deque[tuple[int, dict[str, str]]] = deque()
+        self.faults: deque[Fault] = deque()
         self.requests: Counter[str] = Counter()
         self.search_bodies: list[dict[str, Any]] = []
         self.lock = threading.Lock()
@@ -286,7 +287,20 @@ class FakePortal:
         """Return ``status`` for the next ``count`` requests, then serve normally."""
         headers = {} if retry_after is None else {"Retry-After": retry_after}
         for _ in range(count):
-            self.faults.append((status, headers))
+            self.faults.append(Fault(status, headers))
+
+    def inject_body(
+        self,
+        body: bytes,
+        *,
+        status: int = 200,
+        content_type: str = "application/json;charset=utf-8",
+        count: int = 1,
+    ) -> None:
+        """Send ``body`` as it is, with ``status``, for the next ``count`` requests."""
+        headers = {"Content-Type": content_type}
+        for _ in range(count):
+            self.faults.append(Fault(status, headers, body))
 
     # Serving.
 
@@ -312,6 +326,15 @@ class FakePortal:
         return self._time_index[key]
 
 
+@dataclass(frozen=True)
+class Fault:
+    """A queued response: a status, extra headers and a raw body or none."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes | None = None
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     disable_nagle_algorithm = True
@@ -335,9 +358,11 @@ class _Handler(BaseHTTPRequestHandler):
         with portal.lock:
             portal.requests[f"{method} {url.path.rstrip('/')}"] += 1
             fault = portal.faults.popleft() if portal.faults else None
+        if fault is not None and fault.body is not None:
+            self._send_raw(fault.status, fault.body, fault.headers)
+            return
         if fault is not None:
-            status, headers = fault
-            self._send(status, _error(status), headers)
+            self._send(fault.status, _error(fault.status), fault.headers)
             return
         if self.headers.get("Authorization") != f"Bearer {portal.token}":
             self._send(401, _error(401))
@@ -351,11 +376,13 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(
         self, status: int, payload: Any, headers: dict[str, str] | None = None
     ) -> None:
-        data = json.dumps(payload).encode()
+        content = {"Content-Type": "application/json;charset=utf-8"}
+        self._send_raw(status, json.dumps(payload).encode(), content | (headers or {}))
+
+    def _send_raw(self, status: int, data: bytes, headers: dict[str, str]) -> None:
         self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=utf-8")
         self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
+        for name, value in headers.items():
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(data)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -788,6 +790,233 @@ def test_token_never_logged(
     assert api.calls == sum(fake.portal.requests.values())
 
 
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_refused_connection_retried_twice() -> None:
+    host = f"http://127.0.0.1:{closed_port()}"
+    sleeps: list[float] = []
+    api = HubSpotApi(HubSpot(access_token=TOKEN, host=host), sleep=sleeps.append)
+    with pytest.raises(HubSpotError) as raised:
+        api.owners()
+    assert str(raised.value) == (
+        f"cannot connect to {host}: connection refused; check hubspot.host"
+    )
+    assert sleeps == [0.5, 1.0]
+    assert api.calls == 3
+    assert raised.value.retryable is False
+    assert raised.value.exit_code == 4
+
+
+def test_timeout_keeps_full_backoff() -> None:
+    with socket.socket() as listener:
+        # The kernel accepts the connection, but nothing ever answers it.
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        host = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        sleeps: list[float] = []
+        api = HubSpotApi(
+            HubSpot(access_token=TOKEN, host=host),
+            max_retries=2,
+            request_timeout=(1.0, 0.2),
+            sleep=sleeps.append,
+        )
+        with pytest.raises(HubSpotError) as raised:
+            api.pipelines("deals")
+    assert str(raised.value) == (
+        f"HubSpot request GET /crm/v3/pipelines/deals to {host} timed out 3 times; "
+        "check the network or proxy, and retry later"
+    )
+    assert sleeps == [1.0, 2.0]
+    assert raised.value.retryable is True
+    assert raised.value.exit_code == 4
+
+
+def _hubspot_org(tmp_path: Path, host: str) -> Path:
+    config_path = tmp_path / "revalign.yaml"
+    config_path.write_text(yaml.safe_dump({"hubspot": {"host": host}}))
+    return config_path
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(["check", "hubspot"], id="check"),
+        pytest.param(["score", "--source", "hubspot"], id="score"),
+    ],
+)
+def test_cli_refused_connection_plain(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    from flows.cli import app
+
+    host = f"http://127.0.0.1:{closed_port()}"
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKEN)
+    arguments = [*command, "--config", str(_hubspot_org(tmp_path, host))]
+    if command[0] == "score":
+        arguments += ["--out", str(tmp_path / "out")]
+    started = time.monotonic()
+    result = CliRunner().invoke(app, arguments)
+    elapsed = time.monotonic() - started
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 4
+    assert message.startswith(
+        f"error: cannot connect to {host}: connection refused; check hubspot.host"
+    )
+    assert "MaxRetryError" not in message
+    assert "This may succeed" not in message
+    assert elapsed < 10
+
+
+NOT_JSON = "the body is not valid JSON (Expecting property name enclosed in "
+HTML_PAGE = (
+    "the body is an HTML page, not JSON; a proxy or an outage page may have "
+    "sent it in place of HubSpot"
+)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "reason", "retryable"),
+    [
+        pytest.param(
+            b"{not json",
+            "application/json",
+            NOT_JSON + "double quotes at line 1 column 2)",
+            False,
+            id="not-json",
+        ),
+        pytest.param(
+            b"<!DOCTYPE html><html><body>Sign in</body></html>",
+            "text/html; charset=utf-8",
+            HTML_PAGE,
+            True,
+            id="html",
+        ),
+        pytest.param(
+            b'{"results":"nope"}',
+            "application/json",
+            "`results` is a string, not a list of objects",
+            False,
+            id="results-string",
+        ),
+        pytest.param(
+            b"[1, 2]",
+            "application/json",
+            "the body is a list, not a JSON object",
+            False,
+            id="list-body",
+        ),
+        pytest.param(
+            b'{"results":[1]}',
+            "application/json",
+            "`results` contains a number, not an object",
+            False,
+            id="result-number",
+        ),
+        pytest.param(
+            b"{}", "application/json", "`results` is missing", False, id="no-results"
+        ),
+    ],
+)
+@pytest.mark.parametrize(
+    ("endpoint", "label"),
+    [
+        pytest.param("list", "GET /crm/v3/objects/contacts after=-", id="list-objects"),
+        pytest.param("properties", "GET /crm/v3/properties/contacts", id="model"),
+    ],
+)
+def test_invalid_response_raises(
+    fake: FakeHubSpot,
+    body: bytes,
+    content_type: str,
+    reason: str,
+    retryable: bool,
+    endpoint: str,
+    label: str,
+) -> None:
+    api = api_for(fake)
+    fake.portal.inject_body(body, content_type=content_type)
+    with pytest.raises(HubSpotError) as raised:
+        if endpoint == "list":
+            list(api.list_objects("contacts", ["email"]))
+        else:
+            api.property_definitions("contacts")
+    assert str(raised.value) == (f"invalid response from HubSpot for {label}: {reason}")
+    assert raised.value.retryable is retryable
+    assert raised.value.exit_code == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        pytest.param(
+            b'{"results":[{"properties":{}}]}',
+            "a result has no `id`",
+            id="no-id",
+        ),
+        pytest.param(
+            b'{"results":[{"id":"1","properties":"x"}]}',
+            "`properties` of result 1 is a string, not an object",
+            id="properties-string",
+        ),
+    ],
+)
+def test_invalid_result_raises(fake: FakeHubSpot, body: bytes, reason: str) -> None:
+    fake.portal.inject_body(body)
+    with pytest.raises(HubSpotError) as raised:
+        list(api_for(fake).list_objects("contacts", ["email"]))
+    assert str(raised.value) == (
+        "invalid response from HubSpot for GET /crm/v3/objects/contacts after=-: "
+        f"{reason}"
+    )
+
+
+def test_invalid_search_total_raises(fake: FakeHubSpot) -> None:
+    fake.portal.inject_body(b'{"results":[],"total":"many"}')
+    with pytest.raises(HubSpotError, match="`total` is a string, not a number"):
+        api_for(fake).search_modified(
+            "calls", "hs_lastmodifieddate", T0, T0 + DAY, [], window=DAY
+        )
+
+
+def test_invalid_association_raises(fake: FakeHubSpot) -> None:
+    fake.portal.inject_body(b'{"results":[{"from":{"id":"1"}}]}')
+    with pytest.raises(HubSpotError, match="a result has no `to`"):
+        api_for(fake).associations("calls", "contacts", ["11"])
+
+
+def test_invalid_owner_time_raises(fake: FakeHubSpot) -> None:
+    fake.portal.inject_body(b'{"results":[{"id":"1","createdAt":"not a time"}]}')
+    with pytest.raises(HubSpotError) as raised:
+        api_for(fake).owners()
+    assert str(raised.value) == (
+        "invalid response from HubSpot for GET /crm/v3/owners archived=false "
+        "after=-: Failed to parse `not a time` as datetime object"
+    )
+    assert raised.value.exit_code == 4
+
+
+def test_check_command_invalid_response(
+    fake: FakeHubSpot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.cli import app
+
+    monkeypatch.setenv("HUBSPOT_ACCESS_TOKEN", TOKEN)
+    fake.portal.inject_body(b"{not json")
+    config_path = _hubspot_org(tmp_path, fake.url)
+    result = CliRunner().invoke(app, ["check", "hubspot", "--config", str(config_path)])
+    message = " ".join(result.stderr.split())
+    assert result.exit_code == 4
+    assert message.startswith(
+        "error: invalid response from HubSpot for GET /crm/v3/properties/contacts: "
+        "the body is not valid JSON"
+    )
+    assert isinstance(result.exception, SystemExit)
+
+
 # Incremental extraction.
 
 
@@ -951,6 +1180,8 @@ def test_demo_levels_match_export(demo_through_both: tuple) -> None:
     levels = []
     for tables in (exported, through_hubspot):
         metrics, _ = measure(tables, config, as_of)
-        card = build_scorecard(metrics, survey=None, config=config, rubric=load_rubric())
+        card = build_scorecard(
+            metrics, survey=None, config=config, rubric=load_rubric()
+        )
         levels.append({item.key: item.measured.level for item in card.dimensions})
     assert levels[1] == levels[0]
