@@ -18,6 +18,7 @@ import polars as pl
 from config.models import OrgConfig
 from connectors.schema import CanonicalTables
 from metrics.calendar import BusinessCalendar
+from metrics.sorted_groups import next_in_group, position_in_group
 
 ACCEPTED_STAGES = ("sal", "sql", "opportunity", "customer")
 REJECTED_STAGES = ("rejected", "recycled")
@@ -32,7 +33,8 @@ def handoff_windows(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame
     """Return one row per handoff: ``lead_id``, ``handoff_at``, ``window_end``.
 
     ``window_end`` is the lead's next handoff, or the as-of time for its last one.
-    Entries after the as-of time are ignored.
+    ``handoff_number`` counts the lead's handoffs from 1. Entries after the as-of
+    time are ignored. Rows are sorted by lead and time.
     """
     as_of_value = _as_of_literal(as_of)
     return (
@@ -42,11 +44,8 @@ def handoff_windows(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame
         .unique()
         .sort("lead_id", "handoff_at")
         .with_columns(
-            handoff_number=pl.col("handoff_at").cum_count().over("lead_id"),
-            window_end=pl.col("handoff_at")
-            .shift(-1)
-            .over("lead_id")
-            .fill_null(as_of_value),
+            handoff_number=(position_in_group("lead_id") + 1).cast(pl.UInt32),
+            window_end=next_in_group("handoff_at", "lead_id").fill_null(as_of_value),
         )
     )
 
@@ -109,21 +108,27 @@ def _decisions(tables: CanonicalTables) -> pl.DataFrame:
 
 
 def _rejection_follow_up(tables: CanonicalTables, handoffs: pl.DataFrame) -> pl.DataFrame:
-    """Per handoff: whether a rejection in its window had a reason, and a recycle."""
-    events = tables["stage_events"].select("lead_id", "stage", "entered_at", "reason")
+    """Per handoff: whether a rejection in its window had a reason, and a recycle.
+
+    Only ``rejected`` and ``recycled`` events set these columns, so only they are
+    joined, and handoffs without one in their window get no row. ``reason`` is
+    the reason of the earliest such event that has one.
+    """
+    events = (
+        tables["stage_events"]
+        .filter(pl.col("stage").is_in(REJECTED_STAGES))
+        .select("lead_id", "stage", "entered_at", "reason")
+    )
     in_window = handoffs.select("lead_id", "handoff_at", "window_end", "decided_at").join(
         events, on="lead_id"
     ).filter(
         (pl.col("entered_at") >= pl.col("handoff_at"))
         & (pl.col("entered_at") <= pl.col("window_end"))
     )
-    return in_window.group_by("lead_id", "handoff_at").agg(
-        has_reason=(
-            pl.col("stage").is_in(REJECTED_STAGES) & pl.col("reason").is_not_null()
-        ).any(),
-        reason=pl.col("reason")
-        .filter(pl.col("stage").is_in(REJECTED_STAGES) & pl.col("reason").is_not_null())
-        .first(),
+    # Aggregations keep the frame's order within a group, so first() is the earliest.
+    return in_window.sort("entered_at").group_by("lead_id", "handoff_at").agg(
+        has_reason=pl.col("reason").is_not_null().any(),
+        reason=pl.col("reason").drop_nulls().first(),
         recycled=(
             (pl.col("stage") == "recycled") & (pl.col("entered_at") >= pl.col("decided_at"))
         ).any(),

@@ -35,7 +35,7 @@ from metrics.coverage import (
 )
 from metrics.handoffs import sales_touches
 from metrics.result import Metrics, MetricValue
-from metrics.shared import next_in_group
+from metrics.sorted_groups import next_in_group
 
 if TYPE_CHECKING:
     from metrics.measure import MeasureContext

@@ -16,22 +16,13 @@ import polars as pl
 
 from metrics.coverage import as_of_literal
 from metrics.handoffs import sales_touches
+from metrics.sorted_groups import next_in_group
 
 if TYPE_CHECKING:
     from metrics.measure import MeasureContext
 
 T = TypeVar("T")
 _CACHE: dict[tuple[object, ...], tuple[weakref.ref, object]] = {}
-
-
-def next_in_group(column: str, key: str) -> pl.Expr:
-    """Return the next row's ``column`` when it has the same ``key``, else null.
-
-    The frame must be sorted by ``key``. This is ``shift(-1).over(key)`` without
-    a window function, which is slow when most groups have one or two rows.
-    """
-    same_group = pl.col(key).shift(-1) == pl.col(key)
-    return pl.when(same_group).then(pl.col(column).shift(-1))
 
 
 def handoff_spans(handoffs: pl.DataFrame, as_of: dt.datetime) -> pl.DataFrame:

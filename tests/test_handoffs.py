@@ -173,3 +173,42 @@ def test_routing_to_rep_deactivated_later(handoff_day: int, failed: bool) -> Non
     )
     handoffs = build_handoffs(data, CONFIG, at(31, 0))
     assert handoffs["routing_failed"].to_list() == [failed]
+
+
+def test_handoff_number_per_lead() -> None:
+    stages = [
+        ("L2", "mql", at(9, 14)), ("L1", "mql", at(7, 14)), ("L1", "mql", at(21, 14)),
+        ("L2", "mql", at(1, 14)), ("L2", "mql", at(4, 14)), ("L3", "mql", at(2, 14)),
+    ]  # fmt: skip
+    handoffs = build_handoffs(tables(stages), CONFIG, at(31, 0))
+    handoffs = handoffs.sort("lead_id", "handoff_at")
+    assert handoffs["handoff_number"].to_list() == [1, 2, 1, 2, 3, 1]
+    assert handoffs["handoff_number"].dtype == pl.UInt32
+
+
+def test_rejection_reason_earliest_in_window() -> None:
+    data = tables([("L1", "mql", at(7, 14))])
+    data.tables["stage_events"] = conform(
+        "stage_events",
+        pl.DataFrame(
+            {
+                "lead_id": ["L1", "L1", "L1", "L1"],
+                "stage": ["mql", "recycled", "rejected", "sal"],
+                "entered_at": [at(7, 14), at(9, 14), at(8, 14), at(10, 14)],
+                "reason": [None, "Not ICP", "No budget", "Ignored"],
+            }
+        ),
+    )
+    handoff = build_handoffs(data, CONFIG, at(31, 0)).row(0, named=True)
+    assert handoff["decision"] == "rejected"
+    assert handoff["reason"] == "No budget"
+    assert handoff["has_reason"] is True
+    assert handoff["recycled"] is True
+
+
+def test_handoff_without_rejection_follow_up() -> None:
+    data = tables([("L1", "mql", at(7, 14)), ("L1", "sal", at(8, 14))])
+    handoff = build_handoffs(data, CONFIG, at(31, 0)).row(0, named=True)
+    assert handoff["reason"] is None
+    assert handoff["has_reason"] is False
+    assert handoff["recycled"] is False
