@@ -153,6 +153,7 @@ class FieldNames(_Strict):
     lead_score: str | None = None
     mql_date: str | None = None
     target_account: str | None = None
+    lead_time_zone: str | None = None
 
 
 class SourceConfig(_Strict):

@@ -56,7 +56,9 @@ FIELDS: dict[str, tuple[str, ...]] = {
         "Id", "CampaignId", "LeadId", "ContactId", "CreatedDate", "FirstRespondedDate",
         "HasResponded", "IsDeleted",
     ),
-    "User": ("Id", "IsActive", "Department", "UserType", "LastModifiedDate"),
+    "User": (
+        "Id", "IsActive", "Department", "UserType", "LastModifiedDate", "TimeZoneSidKey",
+    ),
 }  # fmt: skip
 
 OBJECT_NAMES = tuple(FIELDS)
@@ -100,9 +102,8 @@ def wanted_fields(obj: str, config: OrgConfig) -> tuple[str, ...]:
     extra: list[str] = []
     names = config.fields
     if obj == "Lead":
-        extra = [
-            n for n in (names.lead_score, names.rejection_reason, names.mql_date) if n
-        ]
+        custom = (names.lead_score, names.rejection_reason, names.mql_date, names.lead_time_zone)
+        extra = [n for n in custom if n]
     elif obj == "Account" and names.target_account:
         extra = [names.target_account]
     return FIELDS[obj] + tuple(f for f in extra if f not in FIELDS[obj])
@@ -237,6 +238,7 @@ def _leads(lead: _Reader, salt: str, config: OrgConfig) -> pl.DataFrame:
             "converted_on": lead.date("ConvertedDate"),
             "opportunity_id": lead.text("ConvertedOpportunityId"),
             "merged_into": lead.text("MasterRecordId"),
+            "time_zone": lead.text(names.lead_time_zone) if names.lead_time_zone else None,
         },
         strict=False,
     ).with_columns(email_hash=hash_email(pl.lit(email), salt))
@@ -599,6 +601,7 @@ def _accounts_and_users(
             "department": user.text("Department"),
             "is_active": user.flag("IsActive"),
             "modified_at": user.when("LastModifiedDate"),
+            "time_zone": user.text("TimeZoneSidKey"),
         }
     ).with_columns(
         # Deactivating a user is a change to the record, so an inactive user's last

@@ -3,7 +3,8 @@
 All timestamps are UTC microsecond datetimes. A value the source holds as a date
 only (Salesforce ``ConvertedDate``) stays a ``Date`` in its own column. IDs are
 strings. No names, phone numbers or e-mail addresses are kept; ``email_hash`` is a
-salted hash used only to recognise duplicates.
+salted hash used only to recognise duplicates. ``time_zone`` on leads and users is
+an IANA zone from the CRM, when it has one, that overrides the org's calendar zone.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ SCHEMAS: dict[str, pl.Schema] = {
             "opportunity_id": pl.String,
             "email_hash": pl.String,
             "merged_into": pl.String,
+            "time_zone": pl.String,
         }
     ),
     "stage_events": pl.Schema(
@@ -114,6 +116,7 @@ SCHEMAS: dict[str, pl.Schema] = {
             "team": pl.String,
             "is_active": pl.Boolean,
             "deactivated_at": UTC,
+            "time_zone": pl.String,
         }
     ),
 }

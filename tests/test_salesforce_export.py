@@ -202,3 +202,16 @@ def test_non_finite_amount_is_rejected(tmp_path: Path, amount: str) -> None:
     _write(tmp_path, "Opportunity.csv", f"Id,Amount\n006A,{amount}\n")
     with pytest.raises(InputError, match=r"field `Amount`.*a finite number"):
         read_export(tmp_path, OrgConfig())
+
+
+def test_time_zones_of_users_and_leads(tmp_path: Path) -> None:
+    _write(tmp_path, "Lead.csv", "Id,Status,Lead_TZ__c\n00Q1,New,Europe/Berlin\n00Q2,New,\n")
+    _write(
+        tmp_path,
+        "User.csv",
+        "Id,IsActive,Department,TimeZoneSidKey\nU1,TRUE,Sales,America/Los_Angeles\nU2,TRUE,Sales,\n",
+    )
+    config = OrgConfig.model_validate({"fields": {"lead_time_zone": "Lead_TZ__c"}})
+    tables = read_export(tmp_path, config)
+    assert tables["leads"]["time_zone"].to_list() == ["Europe/Berlin", None]
+    assert tables["users"]["time_zone"].to_list() == ["America/Los_Angeles", None]
