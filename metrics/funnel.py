@@ -278,8 +278,14 @@ def _velocity(progress: pl.DataFrame, stages: tuple[str, ...]) -> Metrics:
 
 
 def _rates(frame: pl.DataFrame, stages: tuple[str, ...]) -> pl.DataFrame:
+    """Add the rate of each consecutive stage pair, null where the first is 0.
+
+    A period view can have entries into a stage in a month with none into the
+    stage before it (an MQL on 31 March accepted on 1 April): that month's rate
+    is null, not infinite.
+    """
     return frame.with_columns(
-        (pl.col(b) / pl.col(a)).fill_nan(None).alias(f"{a}_to_{b}")
+        pl.when(pl.col(a) > 0).then(pl.col(b) / pl.col(a)).alias(f"{a}_to_{b}")
         for a, b in pairwise(stages)
     )
 

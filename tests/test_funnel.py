@@ -129,3 +129,18 @@ def test_funnel_missing_history_not_measurable():
     metrics = funnel_metrics(context(data))
     assert metrics["funnel_mql_to_sal"].value is None
     assert metrics["funnel_mql_to_sal"].note == "no LeadHistory file"
+
+
+def test_funnel_period_rate_without_mqls():
+    data = tables(
+        leads=[{"lead_id": "L1"}],
+        stage_events=events(
+            ("L1", "mql", at(2024, 3, 29, 15)), ("L1", "sal", at(2024, 4, 1, 15))
+        ),
+    )
+    details = funnel_metrics(context(data))["funnel_mql_to_sal"].details
+    periods = {p["month"]: p for p in details["periods"]}
+    assert periods["2024-03"]["mql_to_sal"] == 0.0
+    assert periods["2024-04"]["mql"] == 0
+    assert periods["2024-04"]["sal"] == 1
+    assert periods["2024-04"]["mql_to_sal"] is None
