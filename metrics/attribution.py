@@ -404,23 +404,38 @@ def attribution_metrics(context: MeasureContext) -> Metrics:
     return metrics
 
 
+# The opportunities each amount share counts, with the phrase that describes them
+# in its note after "on the N of M opportunities".
+_AMOUNT_CONDITIONS = {
+    "attribution_amount_coverage_share": (
+        pl.col("touches_before") >= 1,
+        "with a marketing touch at or before creation",
+    ),
+    "influenced_pipeline_share": (
+        pl.col("influenced"),
+        "with a marketing touch by their close date, or by the as-of time while open",
+    ),
+    "sourced_pipeline_share": (
+        pl.col("sourced"),
+        f"with a marketing touch by their earliest lead's creation (plus "
+        f"{SOURCING_GRACE.total_seconds() / 3600:g} h)",
+    ),
+}
+
+
 def _amount_shares(coverage: pl.DataFrame, amount: float, counts: dict) -> Metrics:
     """Shares of pipeline amount: covered before creation, influenced, sourced."""
-    keys = {
-        "attribution_amount_coverage_share": pl.col("touches_before") >= 1,
-        "influenced_pipeline_share": pl.col("influenced"),
-        "sourced_pipeline_share": pl.col("sourced"),
-    }
     if amount <= 0:
         reason = f"the {coverage.height} opportunities have no pipeline amount"
-        return not_measurable({k: ("share", _LABELS[k]) for k in keys}, reason)
+        labels = {k: ("share", _LABELS[k]) for k in _AMOUNT_CONDITIONS}
+        return not_measurable(labels, reason)
     metrics: Metrics = {}
-    for key, condition in keys.items():
+    for key, (condition, meaning) in _AMOUNT_CONDITIONS.items():
         matching = coverage.filter(condition)
         part = float(matching["amount"].sum())
         key_note = (
-            f"{part:,.0f} of {amount:,.0f} pipeline amount, "
-            f"{matching.height} of {coverage.height} opportunities"
+            f"{part:,.0f} of {amount:,.0f} pipeline amount on the {matching.height} "
+            f"of {coverage.height} opportunities {meaning}"
         )
         if counts["missing_amount"]:
             key_note += f"; {counts['missing_amount']} without an amount counted as 0"

@@ -160,8 +160,9 @@ def cadence_metrics(context: MeasureContext) -> Metrics:
         )
         return not_measurable({key: ("share", label)}, reason)
     note = (
-        f"{cadence.min_touches} touches in {cadence.business_days:g} business days; "
-        f"{due} due handoffs, {details['not_due']} not yet due"
+        f"{complied} of {due} due handoffs got {cadence.min_touches} touches in "
+        f"{cadence.business_days:g} business days or a decision after a touch; "
+        f"{details['not_due']} not yet due"
     )
     gap = history_gap(
         tables["activities"]["occurred_at"],

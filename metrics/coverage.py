@@ -20,6 +20,14 @@ def share(numerator: float, denominator: float) -> float | None:
     return numerator / denominator if denominator else None
 
 
+def plural(count: int, noun: str, *, plural_noun: str | None = None) -> str:
+    """Return ``count`` with ``noun``, or with its plural unless the count is one.
+
+    The plural is ``noun`` plus an s unless ``plural_noun`` is given.
+    """
+    return f"{count} {noun}" if count == 1 else f"{count} {plural_noun or noun + 's'}"
+
+
 def missing_reason(tables: CanonicalTables, *needed: str) -> str | None:
     """Return why any of the ``needed`` tables is missing, or ``None`` if all exist."""
     reasons = [tables.missing[name] for name in needed if name in tables.missing]

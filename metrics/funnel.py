@@ -32,6 +32,7 @@ from metrics.coverage import (
     missing_reason,
     month_of,
     not_measurable,
+    plural,
 )
 from metrics.handoffs import handoff_windows
 from metrics.result import Metrics, MetricValue
@@ -231,6 +232,17 @@ def _label(first: str, second: str) -> str:
     return f"{names.get(first, first)} to {names.get(second, second)}"
 
 
+def _conversion_note(first: str, second: str, converted: int, entered: int) -> str:
+    """Return the counts behind a conversion, such as "3 of the 5 handoffs that..."."""
+    names = {"mql": "MQL", "sal": "SAL", "sql": "SQL", "opportunity": "an opportunity"}
+    won = "was won" if converted == 1 else "were won"
+    outcome = won if second == "won" else f"reached {names[second]}"
+    if first == "mql":
+        return f"{converted} of {plural(entered, 'handoff')} {outcome}"
+    entered_first = f"{plural(entered, 'handoff')} that reached {names[first]}"
+    return f"{converted} of the {entered_first} {outcome}"
+
+
 def _conversions(
     progress: pl.DataFrame, stages: tuple[str, ...], window_days: int, note: str
 ) -> Metrics:
@@ -250,8 +262,9 @@ def _conversions(
             metrics[key] = MetricValue.not_measurable(key, "share", label, reason)
             continue
         details = {"entered": entered, "converted": converted}
+        full_note = f"{_conversion_note(first, second, converted, entered)}; {note}"
         metrics[key] = MetricValue(
-            key, converted / entered, entered, "share", label, note, details
+            key, converted / entered, entered, "share", label, full_note, details
         )
     return metrics
 
@@ -373,8 +386,8 @@ def funnel_metrics(context: MeasureContext) -> Metrics:
     cutoff_instant = context.as_of - dt.timedelta(days=window)
     mature = progress.filter(pl.col("handoff_at") <= cutoff)
     note = (
-        f"handoffs older than {window} days: {mature.height} of {progress.height}; "
-        f"stages in the data: {', '.join(stages)}"
+        f"over handoffs older than {window} days ({mature.height} of "
+        f"{progress.height}); stages in the data: {', '.join(stages)}"
     )
     if "opportunities" in tables.missing:
         note += "; no opportunity file, so wins are unknown"

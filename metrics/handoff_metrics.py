@@ -12,12 +12,8 @@ import polars as pl
 
 from config.models import OrgConfig
 from connectors.schema import CanonicalTables
+from metrics.coverage import plural
 from metrics.result import MetricValue, Metrics
-
-
-def _plural(count: int, noun: str) -> str:
-    """Return ``count`` with ``noun``, adding an s unless the count is one."""
-    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _share(numerator: int, denominator: int) -> float | None:
@@ -83,7 +79,7 @@ def speed_to_lead(
         "untouched": handoffs.height - touched.height,
     }
     note = (
-        f"over {touched.height} touched of {_plural(handoffs.height, 'handoff')}; "
+        f"over {touched.height} touched of {plural(handoffs.height, 'handoff')}; "
         f"{counts['untouched']} untouched"
     )
     values = {
@@ -104,6 +100,8 @@ def speed_to_lead(
         handoffs.height,
         "share",
         keys["untouched_share"],
+        f"{counts['untouched']} of {plural(handoffs.height, 'handoff')} "
+        "with no human sales touch",
         details=counts,
     )
     return metrics
@@ -140,7 +138,7 @@ def sla_compliance(
         "not_due": not_due,
         "due": due,
     }
-    note = f"{_plural(due, 'due handoff')}; {not_due} not yet due"
+    note = f"{plural(due, 'due handoff')}; {not_due} not yet due"
     return {
         "sla_breach_rate": MetricValue(
             "sla_breach_rate", _share(breached, due), due, "share", labels["sla_breach_rate"], note, details
@@ -182,18 +180,27 @@ def sales_acceptance(
         "recent_handoffs": handoffs.height - total,
         "decision_window_days": config.decision_window_days,
     }
-    note = (
-        f"over {_plural(total, 'handoff')} older than "
-        f"{config.decision_window_days} days; "
-        f"{details['recent_handoffs']} more recent left out"
+    mature_handoffs = (
+        f"of {plural(total, 'handoff')} older than {config.decision_window_days} days"
     )
+    recent = f"{details['recent_handoffs']} more recent left out"
+    notes = {
+        "sal_rate": f"{accepted} {mature_handoffs} accepted by sales; {recent}",
+        "decided_share": (
+            f"{accepted + rejected} {mature_handoffs} decided ({accepted} accepted, "
+            f"{rejected} rejected); {recent}"
+        ),
+        "undecided_share": (
+            f"{details['undecided']} {mature_handoffs} with no decision; {recent}"
+        ),
+    }
     values = {
         "sal_rate": _share(accepted, total),
         "decided_share": _share(accepted + rejected, total),
         "undecided_share": _share(total - accepted - rejected, total),
     }
     return {
-        key: MetricValue(key, value, total, "share", labels[key], note, details)
+        key: MetricValue(key, value, total, "share", labels[key], notes[key], details)
         for key, value in values.items()
     }
 
@@ -231,7 +238,7 @@ def rejection_quality(handoffs: pl.DataFrame, tables: CanonicalTables) -> Metric
             rejected.height,
             "share",
             labels["rejection_reason_share"],
-            f"{with_reason} of {_plural(rejected.height, 'rejection')} carry a reason"
+            f"{with_reason} of {plural(rejected.height, 'rejection')} carry a reason"
             + (
                 "; most frequent: "
                 + ", ".join(f"{r['reason']} ({r['count']})" for r in top_reasons[:3])
@@ -246,7 +253,7 @@ def rejection_quality(handoffs: pl.DataFrame, tables: CanonicalTables) -> Metric
             rejected.height,
             "share",
             labels["recycle_rate"],
-            f"{recycled} of {_plural(rejected.height, 'rejected lead')} recycled",
+            f"{recycled} of {plural(rejected.height, 'rejected lead')} recycled",
             {"recycled": recycled, "rejected": rejected.height},
         ),
     }
@@ -265,7 +272,10 @@ def routing(handoffs: pl.DataFrame, tables: CanonicalTables, config: OrgConfig) 
     if reason:
         return MetricValue.not_measurable("routing_failure_rate", "share", label, reason)
     failed = int(handoffs["routing_failed"].sum())
-    note = f"{failed} of {_plural(handoffs.height, 'handoff')}"
+    note = (
+        f"{failed} of {plural(handoffs.height, 'handoff')} not routed to an active "
+        f"sales owner within {config.sla.routing_hours:g} h"
+    )
     if "owner_events" in tables.missing:
         note += "; no owner history, so the current owner stands in for the owner at handoff"
     failed_owners = (

@@ -52,7 +52,8 @@ def unmapped_statuses(tables: CanonicalTables, config: OrgConfig) -> Metrics:
         for value in sorted(records, key=lambda v: (-records[v], v))
     ]
     note = (
-        f"{unmapped.height} of {statuses.height} leads; {len(values)} unmapped values"
+        f"{unmapped.height} of {statuses.height} leads have an unmapped status; "
+        f"{len(values)} unmapped values"
     )
     details = {"unmapped_values": values, "mapped_values": len(mapping)}
     value = unmapped.height / statuses.height
@@ -123,7 +124,10 @@ def stage_order(tables: CanonicalTables) -> Metrics:
             pl.col("sql_without_mql") | pl.col("conversion_without_acceptance")
         ).sum(),
     ).row(0, named=True)
-    note = f"{counts['violating']} of {population.height} leads past SQL or converted"
+    note = (
+        f"{counts['violating']} of {population.height} leads past SQL or converted "
+        "have stages out of order"
+    )
     value = counts["violating"] / population.height
     metric = MetricValue(key, value, population.height, "share", label, note, counts)
     return {key: metric}
@@ -152,7 +156,10 @@ def converted_flag_mismatch(tables: CanonicalTables, config: OrgConfig) -> Metri
         "lead_ids": mismatched["lead_id"].head(_MAX_LISTED).to_list(),
         "flag_without_converted_status": reverse.height,
     }
-    note = f"{mismatched.height} of {population.height} leads with a converted status"
+    note = (
+        f"{mismatched.height} of {population.height} leads with a converted status "
+        "have the converted flag unset"
+    )
     value = float(mismatched.height)
     return {
         key: MetricValue(key, value, population.height, "count", label, note, details)
@@ -169,7 +176,7 @@ def score_coverage(handoffs: pl.DataFrame, tables: CanonicalTables) -> Metrics:
         return not_measurable({key: ("share", label)}, reason)
     scored = tables["leads"].filter(pl.col("score").is_not_null()).select("lead_id")
     with_score = handoffs.join(scored.unique(), on="lead_id", how="semi").height
-    note = f"{with_score} of {handoffs.height} handoffs; {SCORE_NOTE}"
+    note = f"{with_score} of {handoffs.height} handoffs had a lead score; {SCORE_NOTE}"
     value = share(with_score, handoffs.height)
     details = {"with_score": with_score, "handoffs": handoffs.height}
     return {

@@ -32,6 +32,7 @@ from metrics.coverage import (
     history_gap,
     missing_reason,
     not_measurable,
+    plural,
 )
 from metrics.handoffs import sales_touches
 from metrics.result import Metrics, MetricValue
@@ -138,12 +139,12 @@ def owner_responses(
     )
 
 
-def _response_note(
+def _shared_caveats(
     tables: CanonicalTables, sales: pl.DataFrame, counts: dict[str, int]
 ) -> str:
+    """Return the end of every owner-response note: stints left out, history gaps."""
     note = (
-        f"over {counts['answered']} answered of {counts['stints']} sales owner "
-        f"stints; {counts['non_sales_stints']} stints held by queues or non-sales "
+        f"{plural(counts['non_sales_stints'], 'stint')} held by queues or non-sales "
         "users left out"
     )
     gap = history_gap(
@@ -187,14 +188,22 @@ def owner_response_metrics(context: MeasureContext) -> Metrics:
         "final_owner_stints": final.height,
         "final_owner_median_business_hours": final["business_hours"].median(),
     }
-    note = _response_note(tables, sales, counts)
+    caveats = _shared_caveats(tables, sales, counts)
     key = "owner_unanswered_share"
+    unanswered_note = (
+        f"{counts['unanswered']} of {counts['stints']} sales owner stints with no "
+        f"touch by the owner; {caveats}"
+    )
     metrics: Metrics = {
         key: MetricValue(
             key, counts["unanswered"] / sales.height, sales.height, "share",
-            _LABELS[key][1], note, details,
+            _LABELS[key][1], unanswered_note, details,
         )
     }  # fmt: skip
+    note = (
+        f"over {counts['answered']} answered of {counts['stints']} sales owner "
+        f"stints; {caveats}"
+    )
 
     hours = answered["business_hours"]
     stats = {

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from connectors.schema import CanonicalTables
-from metrics.coverage import missing_reason, not_measurable, share
+from metrics.coverage import missing_reason, not_measurable, plural, share
 from metrics.result import Metrics, MetricValue
 
 if TYPE_CHECKING:
@@ -71,8 +71,9 @@ def _mql_share(handoffs: pl.DataFrame, tables: CanonicalTables) -> MetricValue:
         return MetricValue.not_measurable(key, unit, label, reason)
     on_target = int(known["is_target"].sum())
     note = (
-        f"{on_target} of {known.height} handoffs with a known account; "
-        f"{handoffs.height - known.height} handoffs without one left out"
+        f"{on_target} of {known.height} handoffs with a known account are on a "
+        f"target account; {plural(handoffs.height - known.height, 'handoff')} "
+        "without one left out"
     )
     details = {
         "on_target": on_target,
@@ -83,44 +84,61 @@ def _mql_share(handoffs: pl.DataFrame, tables: CanonicalTables) -> MetricValue:
     )
 
 
+def _opportunity_counts(tables: CanonicalTables) -> dict[str, int | float]:
+    """Count opportunities and amounts on known and on target accounts.
+
+    An opportunity whose account is not in the accounts table is left out; a
+    missing amount counts as 0.
+    """
+    opportunities = tables["opportunities"].select(
+        "account_id", amount=pl.col("amount").fill_null(0.0)
+    )
+    known = opportunities.join(_targets(tables), on="account_id", how="inner")
+    on_target = known.filter(pl.col("is_target"))
+    return {
+        "opportunities": known.height,
+        "on_target": on_target.height,
+        "amount": float(known["amount"].sum()),
+        "target_amount": float(on_target["amount"].sum()),
+        "unknown_account": opportunities.height - known.height,
+    }
+
+
 def _opportunity_shares(tables: CanonicalTables) -> Metrics:
     keys = ("target_account_opportunity_share", "target_account_pipeline_share")
     labels = {k: _LABELS[k] for k in keys}
     if reason := missing_reason(tables, "opportunities"):
         return not_measurable(labels, reason)
-    opportunities = tables["opportunities"].select(
-        "account_id", amount=pl.col("amount").fill_null(0.0)
-    )
-    known = opportunities.join(_targets(tables), on="account_id", how="inner")
-    if known.is_empty():
+    details = _opportunity_counts(tables)
+    known, on_target = details["opportunities"], details["on_target"]
+    if known == 0:
         return not_measurable(labels, "no opportunity is on a known account")
-    on_target = known.filter(pl.col("is_target"))
-    amount, target_amount = (
-        float(known["amount"].sum()),
-        float(on_target["amount"].sum()),
-    )
-    details = {
-        "opportunities": known.height,
-        "on_target": on_target.height,
-        "amount": amount,
-        "target_amount": target_amount,
-        "unknown_account": opportunities.height - known.height,
-    }
-    note = f"{on_target.height} of {known.height} opportunities on target accounts"
+
+    left_out = ""
+    if details["unknown_account"]:
+        unknown = plural(
+            details["unknown_account"], "opportunity", plural_noun="opportunities"
+        )
+        left_out = f"; {unknown} without a known account left out"
+    on_targets = f"{on_target} of {known} opportunities on target accounts{left_out}"
     metrics = {
         keys[0]: MetricValue(
-            keys[0], on_target.height / known.height, known.height, "share",
-            labels[keys[0]][1], note, details,
+            keys[0], on_target / known, known, "share", labels[keys[0]][1],
+            on_targets, details,
         ),
     }  # fmt: skip
+
+    amount, target_amount = details["amount"], details["target_amount"]
     if amount <= 0:
         reason = "the opportunities on known accounts have no amount"
-        metrics |= not_measurable({keys[1]: labels[keys[1]]}, reason)
-    else:
-        metrics[keys[1]] = MetricValue(
-            keys[1], share(target_amount, amount), known.height, "share",
-            labels[keys[1]][1], note, details,
-        )  # fmt: skip
+        return metrics | not_measurable({keys[1]: labels[keys[1]]}, reason)
+    amount_note = (
+        f"{target_amount:,.0f} of {amount:,.0f} pipeline amount on the {on_targets}"
+    )
+    metrics[keys[1]] = MetricValue(
+        keys[1], share(target_amount, amount), known, "share", labels[keys[1]][1],
+        amount_note, details,
+    )  # fmt: skip
     return metrics
 
 

@@ -212,3 +212,60 @@ def test_credits_sum_to_amount(opportunities):
             sums["amount"].to_list(), rel=1e-9, abs=1e-9
         ), model
         assert frame[model].min() >= 0, model
+
+
+@pytest.mark.parametrize(
+    ("key", "note"),
+    [
+        pytest.param(
+            "attribution_coverage_share",
+            "3 of 5 opportunities have a marketing touch at or before creation",
+            id="coverage",
+        ),
+        pytest.param(
+            "multi_touch_coverage_share",
+            "1 of 5 opportunities have two or more marketing touches at or before "
+            "creation",
+            id="multi-touch",
+        ),
+        pytest.param(
+            "attribution_amount_coverage_share",
+            "1,500 of 3,000 pipeline amount on the 3 of 5 opportunities with a "
+            "marketing touch at or before creation",
+            id="amount",
+        ),
+        # O1 to O4 had a touch by their close date or, open, by the as-of time.
+        pytest.param(
+            "influenced_pipeline_share",
+            "2,000 of 3,000 pipeline amount on the 4 of 5 opportunities with a "
+            "marketing touch by their close date, or by the as-of time while open",
+            id="influenced",
+        ),
+        pytest.param(
+            "sourced_pipeline_share",
+            "1,000 of 3,000 pipeline amount on the 1 of 5 opportunities with a "
+            "marketing touch by their earliest lead's creation (plus 1 h)",
+            id="sourced",
+        ),
+    ],
+)
+def test_attribution_notes(metrics, key, note):
+    assert metrics[key].note == note
+
+
+def test_attribution_amount_note_missing_amount():
+    data = tables(
+        opportunities=[
+            {"opportunity_id": "O1", "lead_ids": ["L1"],
+             "created_at": at(2024, 1, 9), "amount": 400.0},
+            {"opportunity_id": "O2", "lead_ids": ["L2"],
+             "created_at": at(2024, 1, 9), "amount": None},
+        ],
+        touches=[_touch("T1", at(2024, 1, 1), "Email", "C1", lead="L1")],
+    )  # fmt: skip
+    metric = attribution_metrics(context(data))["attribution_amount_coverage_share"]
+    assert metric.value == 1.0
+    assert metric.note == (
+        "400 of 400 pipeline amount on the 1 of 2 opportunities with a marketing "
+        "touch at or before creation; 1 without an amount counted as 0"
+    )

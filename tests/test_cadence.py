@@ -60,6 +60,15 @@ def test_cadence_share(metric):
     assert metric.population == 4
 
 
+def test_cadence_note_counts(metric):
+    # The first touch comes an hour after the handoffs, which the history note flags.
+    assert metric.note == (
+        "2 of 4 due handoffs got 3 touches in 2 business days or a decision after a "
+        "touch; 1 not yet due; sales activities start on 2024-06-03; 4 handoffs come "
+        "before that and may look untouched only because of it"
+    )
+
+
 @pytest.mark.parametrize(
     ("key", "count"),
     [

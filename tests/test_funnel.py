@@ -64,6 +64,37 @@ def test_funnel_conversion(funnel, key, value, population):
     assert funnel[key].population == population
 
 
+_MATURE = (
+    "over handoffs older than 14 days (6 of 7); stages in the data: mql, sal, sql, "
+    "opportunity, won"
+)
+
+
+@pytest.mark.parametrize(
+    ("key", "counts"),
+    [
+        pytest.param("funnel_mql_to_sal", "4 of 6 handoffs reached SAL", id="mql"),
+        pytest.param(
+            "funnel_sal_to_sql",
+            "2 of the 4 handoffs that reached SAL reached SQL",
+            id="sal",
+        ),
+        pytest.param(
+            "funnel_sql_to_opportunity",
+            "1 of the 2 handoffs that reached SQL reached an opportunity",
+            id="sql",
+        ),
+        pytest.param(
+            "funnel_opportunity_to_won",
+            "1 of the 1 handoff that reached an opportunity was won",
+            id="opportunity",
+        ),
+    ],
+)
+def test_funnel_conversion_notes(funnel, key, counts):
+    assert funnel[key].note == f"{counts}; {_MATURE}"
+
+
 @pytest.mark.parametrize(
     ("key", "days"),
     [

@@ -124,6 +124,49 @@ def test_sal_rate_counts_only_mature_handoffs() -> None:
     assert metrics["sal_rate"].details["recent_handoffs"] == 1
 
 
+@pytest.mark.parametrize(
+    ("key", "counts"),
+    [
+        pytest.param("sal_rate", "2 of 4 {} accepted by sales", id="sal"),
+        pytest.param(
+            "decided_share", "3 of 4 {} decided (2 accepted, 1 rejected)", id="decided"
+        ),
+        pytest.param("undecided_share", "1 of 4 {} with no decision", id="undecided"),
+    ],
+)
+def test_sal_notes_count_decisions(key: str, counts: str) -> None:
+    stages = [
+        ("A", "mql", at(1, 14)), ("A", "sal", at(2, 14)),
+        ("B", "mql", at(1, 15)), ("B", "rejected", at(2, 15)),
+        ("C", "mql", at(1, 16)), ("C", "opportunity", at(3, 16)),
+        ("D", "mql", at(1, 17)),
+        ("E", "mql", at(20, 14)), ("E", "sal", at(21, 14)),
+    ]  # fmt: skip
+    data = tables(stages)
+    metrics = handoff_metrics(build_handoffs(data, CONFIG, at(25, 0)), data, CONFIG)
+    expected = counts.format("handoffs older than 14 days")
+    assert metrics[key].note == f"{expected}; 1 more recent left out"
+
+
+def test_untouched_and_routing_notes() -> None:
+    data = tables(
+        [("L1", "mql", at(7, 14)), ("L2", "mql", at(7, 15))], [("L1", "S1", at(7, 16))]
+    )
+    data.tables["leads"] = conform(
+        "leads", pl.DataFrame({"lead_id": ["L1", "L2"], "owner_id": ["S1", "M1"]})
+    )
+    metrics = handoff_metrics(build_handoffs(data, CONFIG, at(31, 0)), data, CONFIG)
+    assert metrics["untouched_share"].value == 0.5
+    assert metrics["untouched_share"].note == (
+        "1 of 2 handoffs with no human sales touch"
+    )
+    assert metrics["routing_failure_rate"].value == 0.5
+    assert metrics["routing_failure_rate"].note == (
+        "1 of 2 handoffs not routed to an active sales owner within 1 h; no owner "
+        "history, so the current owner stands in for the owner at handoff"
+    )
+
+
 def test_speed_metrics_not_measurable_without_activities() -> None:
     data = tables([("L1", "mql", at(7, 14))])
     data.missing["activities"] = "no Task or Event file, so no sales activities"

@@ -32,6 +32,9 @@ def test_converted_flag_mismatch_demo_export(demo_export):
     metric = converted_flag_mismatch(data, config)["converted_flag_mismatch_count"]
     assert metric.value == 3.0
     assert metric.population == 8
+    assert metric.note == (
+        "3 of 8 leads with a converted status have the converted flag unset"
+    )
     assert len(metric.details["lead_ids"]) == 3
 
 
@@ -58,6 +61,7 @@ def test_unmapped_statuses_listed():
     metric = unmapped_statuses(data, DEFAULT_STAGES)["unmapped_status_share"]
     assert metric.value == 3 / 4
     assert metric.population == 4
+    assert metric.note == "3 of 4 leads have an unmapped status; 3 unmapped values"
     assert metric.details["unmapped_values"] == [
         {"value": "Nurturing", "leads": 2, "records": 5},
         {"value": "Gone", "leads": 0, "records": 2},
@@ -106,6 +110,7 @@ def test_stage_order_violations():
     metric = stage_order(_order_data())["stage_order_violation_share"]
     assert metric.value == 3 / 4
     assert metric.population == 4
+    assert metric.note == "3 of 4 leads past SQL or converted have stages out of order"
     assert metric.details["sql_without_mql"] == 1
     assert metric.details["conversion_without_acceptance"] == 2
 
@@ -140,6 +145,10 @@ def test_score_coverage_at_handoff():
     metric = hygiene_metrics(context(data))["score_coverage_at_handoff"]
     assert metric.value == 2 / 3
     assert metric.population == 3
+    assert metric.note == (
+        "2 of 3 handoffs had a lead score; the current lead score is used as the "
+        "score at handoff"
+    )
 
 
 def test_score_coverage_no_scores():

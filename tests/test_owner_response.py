@@ -70,6 +70,26 @@ def test_owner_response_unanswered(metrics):
 
 
 @pytest.mark.parametrize(
+    ("key", "counts"),
+    [
+        pytest.param(
+            "owner_unanswered_share",
+            "1 of 5 sales owner stints with no touch by the owner",
+            id="unanswered",
+        ),
+        pytest.param(
+            "owner_response_median_business_hours",
+            "over 4 answered of 5 sales owner stints",
+            id="median",
+        ),
+    ],
+)
+def test_owner_response_notes(metrics, key, counts):
+    left_out = "1 stint held by queues or non-sales users left out"
+    assert metrics[key].note == f"{counts}; {left_out}"
+
+
+@pytest.mark.parametrize(
     ("key", "count"),
     [
         pytest.param("reassigned_stints", 2, id="reassigned"),

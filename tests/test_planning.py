@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from metrics.planning import planning_metrics
 from tests.canonical import at, context, events, tables
 
@@ -37,6 +39,34 @@ def test_planning_target_shares():
     # A9 is not in the accounts table, so O4 is left out.
     assert metrics["target_account_opportunity_share"].value == 1 / 3
     assert metrics["target_account_pipeline_share"].value == 300 / 400
+
+
+@pytest.mark.parametrize(
+    ("key", "note"),
+    [
+        pytest.param(
+            "target_account_mql_share",
+            "2 of 3 handoffs with a known account are on a target account; "
+            "1 handoff without one left out",
+            id="mql",
+        ),
+        pytest.param(
+            "target_account_opportunity_share",
+            "1 of 3 opportunities on target accounts; 1 opportunity without a known "
+            "account left out",
+            id="opportunities",
+        ),
+        pytest.param(
+            "target_account_pipeline_share",
+            "300 of 400 pipeline amount on the 1 of 3 opportunities on target "
+            "accounts; 1 opportunity without a known account left out",
+            id="pipeline",
+        ),
+    ],
+)
+def test_planning_target_notes(key, note):
+    metrics = planning_metrics(context(_data()))
+    assert metrics[key].note == note
 
 
 def test_planning_no_targets_marked():
