@@ -11,7 +11,9 @@ from config.models import (
     TargetsConfig,
     load_config,
 )
+from connectors.demo import DEMO_CONFIG
 from connectors.errors import InputError
+from flows.pipeline import ScoreRequest, run_score
 from metrics.volume import read_target_csv, volume_metrics
 from tests.canonical import at, context, events, tables
 
@@ -120,3 +122,19 @@ def test_volume_partial_first_month(tmp_path):
         "months with a target before the stage history fully starts (2024-02) "
         "left out: 1"
     )
+
+
+def test_demo_config_targets_demo_year():
+    targets = load_config(DEMO_CONFIG).targets.mql_monthly
+    months = ["2024-11", "2024-12", *(f"2025-{m:02d}" for m in range(1, 11))]
+    assert sorted(targets) == months
+    assert min(targets.values()) > 0
+
+
+def test_demo_volume_slightly_below_target():
+    document = run_score(ScoreRequest(demo=True, run_gate=False)).document
+    metric = document["metrics"]["mql_volume_vs_target"]
+    # December to September: October is the as-of month in New York, and the
+    # stage history starts after midnight on 1 November.
+    assert metric["details"]["months_scored"] == 10
+    assert 0.85 <= metric["value"] <= 0.95
