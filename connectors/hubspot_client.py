@@ -110,14 +110,21 @@ def resolve_token(settings: HubSpotConfig) -> str:
     if token:
         return token
     if settings.token_block:
+        import httpx
         from prefect.blocks.system import Secret
 
         try:
             return str(Secret.load(settings.token_block).get()).strip()
-        except ValueError as exc:
+        except (ValueError, httpx.HTTPError) as exc:
+            # Secret.load raises ValueError for a block that does not exist,
+            # and httpx.HTTPError when the Prefect API is unreachable or
+            # returns an error status.
             msg = (
-                f"Prefect Secret block {settings.token_block!r} could not be loaded "
-                f"({exc}); create it or set hubspot.token_block to an existing block"
+                f"no HubSpot access token: the environment variable "
+                f"{settings.token_env!r} is unset and Prefect Secret block "
+                f"{settings.token_block!r} could not be loaded ({exc}); set the "
+                f"variable, or point hubspot.token_block at an existing block and "
+                f"check that the Prefect API is reachable"
             )
             raise HubSpotError(msg, exit_code=2) from None
     msg = (

@@ -149,7 +149,7 @@ def _secret(settings: SalesforceConfig, name: str, environ: Mapping[str, str]) -
         return value
     block = settings.secret_blocks.get(name)  # type: ignore[call-overload]
     if block:
-        return _read_secret_block(block, name)
+        return _read_secret_block(block, name, variable)
     msg = (
         f"Salesforce {name.replace('_', ' ')} is missing: environment variable "
         f"{variable!r} is not set or empty; set it, or name a Prefect Secret block "
@@ -158,16 +158,22 @@ def _secret(settings: SalesforceConfig, name: str, environ: Mapping[str, str]) -
     raise SalesforceAuthError(msg)
 
 
-def _read_secret_block(block: str, name: str) -> str:
+def _read_secret_block(block: str, name: str, variable: str) -> str:
     # NOTE: loading a block talks to the Prefect API (a server or an ephemeral one).
+    import httpx
     from prefect.blocks.system import Secret
 
     try:
         value = Secret.load(block).get()
-    except ValueError as exc:
+    except (ValueError, httpx.HTTPError) as exc:
+        # Secret.load raises ValueError for a block that does not exist,
+        # and httpx.HTTPError when the Prefect API is unreachable or
+        # returns an error status.
         msg = (
-            f"Prefect Secret block {block!r} for the Salesforce {name} cannot be "
-            f"loaded ({exc}); check salesforce.secret_blocks.{name}"
+            f"Salesforce {name.replace('_', ' ')} is missing: environment variable "
+            f"{variable!r} is not set or empty and Prefect Secret block {block!r} "
+            f"cannot be loaded ({exc}); set the variable, or check "
+            f"salesforce.secret_blocks.{name} and that the Prefect API is reachable"
         )
         raise SalesforceAuthError(msg) from None
     return str(value)
