@@ -138,15 +138,20 @@ def sla_compliance(
         "not_due": not_due,
         "due": due,
     }
-    note = f"{plural(due, 'due handoff')}; {not_due} not yet due"
+    limit = f"{config.sla.speed_to_lead_hours:g}-business-hour SLA"
+    due_text = f"of {plural(due, 'due handoff')}"
+    breach_note = f"{breached} {due_text} breached the {limit}; {not_due} not yet due"
+    on_time_note = f"{on_time} {due_text} touched within the {limit}; {not_due} not yet due"
     return {
         "sla_breach_rate": MetricValue(
-            "sla_breach_rate", _share(breached, due), due, "share", labels["sla_breach_rate"], note, details
+            "sla_breach_rate", _share(breached, due), due, "share",
+            labels["sla_breach_rate"], breach_note, details,
         ),
         "sla_on_time_share": MetricValue(
-            "sla_on_time_share", _share(on_time, due), due, "share", labels["sla_on_time_share"], note, details
+            "sla_on_time_share", _share(on_time, due), due, "share",
+            labels["sla_on_time_share"], on_time_note, details,
         ),
-    }
+    }  # fmt: skip
 
 
 def sales_acceptance(

@@ -193,6 +193,26 @@ def _routing(
     )
 
 
+def _with_clock_zone(tables: CanonicalTables, handoffs: pl.DataFrame) -> pl.DataFrame:
+    """Add ``_zone``: the time zone whose business hours the handoff's clock runs in.
+
+    The routed owner's zone comes first, because the rep's working day is what the
+    SLA asks of them; then the lead's; null means the org's calendar zone.
+    """
+    owner_zones = tables["users"].select(
+        routed_owner_id="user_id", _owner_zone="time_zone"
+    ).unique("routed_owner_id", keep="first")
+    lead_zones = tables["leads"].select("lead_id", _lead_zone="time_zone").unique(
+        "lead_id", keep="first"
+    )
+    return (
+        handoffs.join(owner_zones, on="routed_owner_id", how="left")
+        .join(lead_zones, on="lead_id", how="left")
+        .with_columns(_zone=pl.coalesce("_owner_zone", "_lead_zone"))
+        .drop("_owner_zone", "_lead_zone")
+    )
+
+
 def build_handoffs(
     tables: CanonicalTables, config: OrgConfig, as_of: dt.datetime
 ) -> pl.DataFrame:
@@ -203,7 +223,8 @@ def build_handoffs(
     ``sla_status`` (``on_time``, ``breached``, ``not_due``), ``decision``
     (``accepted``, ``rejected`` or null), ``decided_at``, ``mature`` (older than the
     decision window), ``has_reason``, ``reason``, ``recycled``,
-    ``routed_owner_id`` and ``routing_failed``.
+    ``routed_owner_id`` and ``routing_failed``. Business hours run in the routed
+    owner's time zone, else the lead's, else the org's.
     """
     calendar = BusinessCalendar(config.calendar)
     as_of_value = _as_of_literal(as_of)
@@ -212,12 +233,21 @@ def build_handoffs(
     touches = sales_touches(tables, config, as_of)
     handoffs = _first_after(handoffs, touches, "touched_at")
     handoffs = _first_after(handoffs, _decisions(tables), "decided_at")
-
-    handoffs = calendar.business_hours(handoffs, "handoff_at", "touched_at", name="business_hours")
-    handoffs = calendar.business_hours(handoffs, "handoff_at", "_as_of", name="_open_hours")
-    handoffs = calendar.deadline(
-        handoffs, "handoff_at", config.sla.speed_to_lead_hours, name="sla_deadline"
+    handoffs = handoffs.join(
+        _routing(tables, handoffs, config), on=["lead_id", "handoff_at"], how="left"
     )
+    handoffs = _with_clock_zone(tables, handoffs)
+
+    handoffs = calendar.business_hours(
+        handoffs, "handoff_at", "touched_at", name="business_hours", zone="_zone"
+    )
+    handoffs = calendar.business_hours(
+        handoffs, "handoff_at", "_as_of", name="_open_hours", zone="_zone"
+    )
+    handoffs = calendar.deadline(
+        handoffs, "handoff_at", config.sla.speed_to_lead_hours, name="sla_deadline",
+        zone="_zone",
+    )  # fmt: skip
     sla = config.sla.speed_to_lead_hours
     tolerance = 1e-9
     handoffs = handoffs.with_columns(
@@ -251,7 +281,6 @@ def build_handoffs(
             & (pl.col("window_end") < pl.col("_as_of"))
         ),
     )
-    handoffs = handoffs.join(_routing(tables, handoffs, config), on=["lead_id", "handoff_at"], how="left")
     return handoffs.rename({"touched_at": "first_touch_at"}).select(
         "lead_id",
         "handoff_at",

@@ -255,3 +255,26 @@ def test_handoff_without_rejection_follow_up() -> None:
     assert handoff["reason"] is None
     assert handoff["has_reason"] is False
     assert handoff["recycled"] is False
+
+
+@pytest.mark.parametrize(
+    ("owner_zone", "lead_zone", "hours"),
+    [
+        pytest.param(None, None, 3.0, id="org-new-york"),
+        pytest.param("America/Los_Angeles", None, 1.0, id="owner-los-angeles"),
+        pytest.param(None, "America/Los_Angeles", 1.0, id="lead-los-angeles"),
+        pytest.param("America/New_York", "America/Los_Angeles", 3.0, id="owner-before-lead"),
+    ],
+)
+def test_clock_runs_in_owner_then_lead_zone(
+    owner_zone: str | None, lead_zone: str | None, hours: float
+) -> None:
+    # Handoff Monday 14:00 UTC: 10:00 in New York, 07:00 in Los Angeles (before
+    # opening). The touch at 17:00 UTC is 13:00 and 10:00 there.
+    data = tables([("L1", "mql", at(7, 14))], [("L1", "S1", at(7, 17))])
+    data.tables["users"] = data["users"].with_columns(
+        time_zone=pl.when(pl.col("user_id") == "S1").then(pl.lit(owner_zone, pl.String))
+    )
+    data.tables["leads"] = data["leads"].with_columns(time_zone=pl.lit(lead_zone, pl.String))
+    handoffs = build_handoffs(data, CONFIG, at(31, 0))
+    assert handoffs["business_hours"].to_list() == [hours]

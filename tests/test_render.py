@@ -56,7 +56,7 @@ def test_terminal_dimension_rows(document: dict) -> None:
 def test_terminal_states_what_held_each_level(document: dict) -> None:
     text = " ".join(rendered(document).replace("│", " ").split())
     assert "Lead Handoff: level 3 failed: speed_to_lead_median_business_hours < 4 (4.75 h)" in text
-    assert "SLA breach rate 60.0% 5 5 due handoffs; 1 not yet due" in text
+    assert "SLA breach rate 60.0% 5 3 of 5 due handoffs breached the 4-business-hour SLA; 1 not yet due" in text
 
 
 def test_terminal_lists_missing_sources(document: dict) -> None:
@@ -69,6 +69,9 @@ def test_markdown_report_sections(document: dict) -> None:
     report = markdown_report(document)
     assert report.startswith("# Sales–marketing alignment: clock-rules\n")
     assert "| Lead Handoff | 2.00 | Emerging | 2 | — | measured | low |" in report
-    assert "| SLA breach rate | 60.0% | 5 | 5 due handoffs; 1 not yet due |" in report
+    assert (
+        "| SLA breach rate | 60.0% | 5 | 3 of 5 due handoffs breached the "
+        "4-business-hour SLA; 1 not yet due |"
+    ) in report
     assert "## Audit: self-reported against measured" in report
     assert "- Not available: opportunities: no Opportunity file" in report
