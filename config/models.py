@@ -107,7 +107,7 @@ class CalendarConfig(_Strict):
 
 
 class StageMapping(_Strict):
-    """Which raw status values mean which canonical stage.
+    """Mapping of raw status values to canonical stages.
 
     A value mapped to ``null`` is known and deliberately not a funnel stage (for
     example ``New``). A value that appears in the data but not here is unmapped:
@@ -127,7 +127,7 @@ class StageMapping(_Strict):
 
 
 class TeamMapping(_Strict):
-    """How CRM users map to the sales and marketing teams."""
+    """Mapping of CRM users to the sales and marketing teams."""
 
     department: dict[str, Literal["sales", "marketing", "other"]] = Field(
         default_factory=lambda: {"Sales": "sales", "Marketing": "marketing"}

@@ -1,6 +1,6 @@
 """Canonical tables: the one schema every connector emits.
 
-All timestamps are UTC microsecond datetimes. A value the source holds as a date
+All timestamps are UTC microsecond datetimes. A value the source stores as a date
 only (Salesforce ``ConvertedDate``) stays a ``Date`` in its own column. IDs are
 strings. No names, phone numbers or e-mail addresses are kept; ``email_hash`` is a
 salted hash used only to recognise duplicates. ``time_zone`` on leads and users is

@@ -50,7 +50,7 @@ class GateFailed(RevalignError):
 
 @dataclass
 class ScoreRequest:
-    """What one scoring run reads and where it writes."""
+    """Inputs of one scoring run and where its files go."""
 
     source: str = "salesforce-export"
     path: Path | None = None

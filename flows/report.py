@@ -166,7 +166,6 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 def markdown_report(document: dict[str, Any]) -> str:
     """Render the whole scorecard document as a Markdown report."""
-    scorecard = document["scorecard"]
     lines = [
         f"# Sales–marketing alignment: {document['org']['id']}",
         "",
@@ -175,9 +174,16 @@ def markdown_report(document: dict[str, Any]) -> str:
         "",
         *_overall_lines(document),
         "",
-        "## Dimensions",
-        "",
     ]
+    lines += _dimensions_section(document["scorecard"])
+    lines += _criteria_section(document["scorecard"])
+    lines += _metrics_section(document)
+    lines += _audit_section(document)
+    lines += _data_section(document)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _dimensions_section(scorecard: dict[str, Any]) -> list[str]:
     rows = [
         [
             d["name"],
@@ -191,30 +197,38 @@ def markdown_report(document: dict[str, Any]) -> str:
         for d in scorecard["dimensions"]
     ]
     header = ["Dimension", "Score", "Level", "Data level", "Survey mean", "Source"]
+    lines = ["## Dimensions", ""]
     lines += _table([*header, "Confidence", "Measured level set by"], rows)
     lines += ["", SCORE_RULE]
+
     if scorecard["weak_dimensions"]:
         lines += ["", "## Next steps for weak dimensions", ""]
-        lines += [f"- **{w['name']}** ({format_score(w['score'])}): {w['card']}" for w in scorecard["weak_dimensions"]]
-    lines += ["", "## Criteria", ""]
-    for dimension in scorecard["dimensions"]:
-        lines += [f"### {dimension['name']}", ""]
-        criteria = [
-            [
-                str(c["level"]),
-                c["condition"] + (" (proxy)" if c["proxy"] else ""),
-                STATUS_MARKS[c["status"]],
-                format_value(c["value"], c["unit"]) if c["status"] != "not_measurable" else c["note"],
-                str(c["population"]),
-            ]
-            for c in dimension["measured"]["criteria"]
+        lines += [
+            f"- **{w['name']}** ({format_score(w['score'])}): {w['card']}"
+            for w in scorecard["weak_dimensions"]
         ]
-        lines += _table(["Level", "Criterion", "Result", "Value", "Population"], criteria)
+    return lines
+
+
+def _criteria_section(scorecard: dict[str, Any]) -> list[str]:
+    lines = ["", "## Criteria", ""]
+    for dimension in scorecard["dimensions"]:
+        rows = []
+        for c in dimension["measured"]["criteria"]:
+            measured = c["status"] != "not_measurable"
+            rows.append(
+                [
+                    str(c["level"]),
+                    c["condition"] + (" (proxy)" if c["proxy"] else ""),
+                    STATUS_MARKS[c["status"]],
+                    format_value(c["value"], c["unit"]) if measured else c["note"],
+                    str(c["population"]),
+                ]
+            )
+        lines += [f"### {dimension['name']}", ""]
+        lines += _table(["Level", "Criterion", "Result", "Value", "Population"], rows)
         lines.append("")
-    lines += _metrics_section(document)
-    lines += _audit_section(document)
-    lines += _data_section(document)
-    return "\n".join(lines).rstrip() + "\n"
+    return lines
 
 
 def _metrics_section(document: dict[str, Any]) -> list[str]:

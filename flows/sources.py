@@ -19,7 +19,7 @@ from connectors.schema import CanonicalTables
 
 @dataclass(frozen=True)
 class SourceRequest:
-    """What a source needs to extract one org's data."""
+    """Inputs a source needs to extract one org's data."""
 
     config: OrgConfig
     path: Path | None = None
