@@ -7,7 +7,6 @@ when the config, the source or the files are invalid.
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -36,7 +35,8 @@ def check_data_command(
     as_of: Annotated[
         str | None,
         typer.Option(
-            help="When the data was extracted, ISO 8601; default: now, in UTC."
+            help="When the data was extracted, ISO 8601; default: as `revalign score` "
+            "picks it (the extraction time, or an export's newest timestamp)."
         ),
     ] = None,
     as_json: Annotated[
@@ -46,16 +46,16 @@ def check_data_command(
     """Check the data behind a score: ids, timestamps, references and mappings."""
     from config.models import load_config
     from expectations.gate import run_gate, start_import
-    from flows.pipeline import parse_as_of
+    from flows.pipeline import ScoreRequest, parse_as_of, resolve_as_of
     from flows.sources import SourceRequest, extract
 
     console = Console()
     try:
         org_config = load_config(config)
         start_import()
-        moment = parse_as_of(as_of) if as_of else None
+        given = parse_as_of(as_of) if as_of else None
         extracted = extract(source, SourceRequest(config=org_config, path=path))
-        moment = moment or extracted.extracted_at or dt.datetime.now(dt.UTC)
+        moment, _ = resolve_as_of(ScoreRequest(as_of=given), extracted, None)
         report = run_gate(extracted.tables, org_config, as_of=moment)
     except RevalignError as error:
         Console(stderr=True).print(

@@ -51,9 +51,9 @@ def dimensions_table(document: dict[str, Any]) -> Table:
         table.add_row(
             dimension["name"],
             Text(format_score(score), style=_score_style(score)),
-            dimension["level_name"] or "lacking data",
+            dimension["level_name"] or "no data",
             *evidence_cells(dimension),
-            dimension["source"],
+            dimension["source"].replace("lacking data", "no data"),
             dimension["confidence"] or "—",
         )
     table.caption = (
@@ -140,7 +140,10 @@ def _summary(document: dict[str, Any]) -> Panel:
     elif scorecard["benchmark_note"]:
         lines.append(f"Benchmark: {scorecard['benchmark_note']}\n")
     for weak in scorecard["weak_dimensions"]:
-        lines.append(f"Weak: {weak['name']} ({format_score(weak['score'])}) → {weak['card']}\n")
+        lines.append(
+            f"Weak (below 3): {weak['name']} ({format_score(weak['score'])}) → "
+            f"{weak['card']}\n"
+        )
     title = f"revalign · {document['org']['id']} · as of {document['as_of'][:10]}"
     return Panel(lines, title=title, title_align="left")
 
@@ -191,7 +194,10 @@ def data_notes(document: dict[str, Any]) -> Text:
         findings = gate["findings"]
         text.append(f"• data-quality gate: {'passed' if gate['passed'] else 'failed'}, {len(findings)} warning(s)\n")
         for finding in findings:
-            text.append(f"  – {finding['expectation']}: {finding['failed']} of {finding['total']}\n")
+            text.append(
+                f"  – {finding['expectation']}: {finding['failed']} of "
+                f"{finding['total']} rows failed; {finding['fix']}\n"
+            )
     text.append(f"• as of {document['as_of']}: {document['as_of_basis']}\n")
     return text
 

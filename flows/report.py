@@ -86,7 +86,7 @@ def held_by_text(dimension: dict[str, Any]) -> str:
     measured = dimension["measured"]
     reason = measured["stop_reason"]
     if measured["level"] is None:
-        return "no measurable criterion"
+        return "level 2 not measurable from the data, so no measured level"
     if reason is None:
         text = "every criterion held"
     elif reason == "failed":

@@ -67,7 +67,15 @@ def history_gap(
     earlier = int((subjects.drop_nulls() < first).sum())
     if earlier == 0:
         return ""
+    # Subject names are given in the plural ("handoffs", "opportunities").
+    singular = (
+        subject_name.removesuffix("ies") + "y"
+        if subject_name.endswith("ies")
+        else subject_name.removesuffix("s")
+    )
+    verb = "comes" if earlier == 1 else "come"
+    counted = plural(earlier, singular, plural_noun=subject_name)
     return (
-        f"{source_name} start on {first:%Y-%m-%d}; {earlier} {subject_name} come "
+        f"{source_name} start on {first:%Y-%m-%d}; {counted} {verb} "
         f"before that and may look untouched only because of it"
     )

@@ -154,13 +154,11 @@ def volume_metrics(context: MeasureContext) -> Metrics:
 
     mqls, target = int(scored["mql"].sum()), float(scored["target"].sum())
     note = f"{mqls} MQLs against a target of {target:g} over {scored.height} months"
-    early = months.filter(
-        (pl.col("month") < (history_from or "")) & pl.col("target").is_not_null()
-    ).height
-    if early:
+    left_out = months.filter(pl.col("target").is_not_null() & ~pl.col("complete"))
+    if not left_out.is_empty():
         note += (
-            f"; months with a target before the stage history fully starts "
-            f"({history_from}) left out: {early}"
+            f"; left out: {', '.join(left_out['month'].to_list())} (months before the "
+            f"stage history's first full month, {history_from}, or not yet complete)"
         )
     details |= {"mql": mqls, "target": target, "months_scored": scored.height}
     return {KEY: MetricValue(KEY, mqls / target, mqls, "ratio", LABEL, note, details)}

@@ -50,7 +50,7 @@ def test_terminal_dimension_rows(document: dict) -> None:
     text = rendered(document)
     lines = [" ".join(line.replace("│", " ").split()) for line in text.splitlines()]
     assert "Lead Handoff 2.00 Emerging 2 — measured low" in lines
-    assert "Attribution — lacking data — — lacking data —" in lines
+    assert "Attribution — no data — — no data —" in lines
 
 
 def test_terminal_states_what_held_each_level(document: dict) -> None:

@@ -119,8 +119,8 @@ def test_volume_partial_first_month(tmp_path):
     assert metric.value == 1 / 7
     assert metric.details["months_scored"] == 2
     assert metric.note.endswith(
-        "months with a target before the stage history fully starts (2024-02) "
-        "left out: 1"
+        "; left out: 2024-01 (months before the stage history's first full month, "
+        "2024-02, or not yet complete)"
     )
 
 
