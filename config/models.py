@@ -580,26 +580,7 @@ def load_config(path: Path | None) -> OrgConfig:
     """
     if path is None:
         return OrgConfig()
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        msg = f"{path}: not a UTF-8 text file; pass the YAML org config"
-        raise ConfigError(msg) from None
-    except OSError as exc:
-        msg = f"cannot read org config {str(path)!r}: {exc.strerror}; check the --config path"
-        raise ConfigError(msg) from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except ValueError as exc:
-        # PyYAML raises a plain ValueError for impossible dates such as 2025-02-30.
-        msg = f"{path}: invalid value in the YAML: {exc}; fix the date or quote it"
-        raise ConfigError(msg) from None
-    except yaml.YAMLError as exc:
-        msg = f"{path}: invalid YAML: {exc}"
-        raise ConfigError(msg) from None
-    if not isinstance(data, dict):
-        msg = f"{path}: the top level must be a mapping of keys, not {type(data).__name__}"
-        raise ConfigError(msg)
+    data = _read_mapping(path)
     try:
         config = OrgConfig.model_validate(data)
     except ValidationError as exc:
@@ -694,7 +675,7 @@ def _read_mapping(path: Path) -> dict[str, Any]:
         msg = f"{path}: not a UTF-8 text file; pass the YAML org config"
         raise ConfigError(msg) from None
     except OSError as exc:
-        msg = f"cannot read config {str(path)!r}: {exc.strerror}; check the --config path"
+        msg = f"cannot read org config {str(path)!r}: {exc.strerror}; check the --config path"
         raise ConfigError(msg) from None
     try:
         data = yaml.safe_load(text) or {}
