@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -29,7 +31,20 @@ survey_app = typer.Typer(help="Work with the self-assessment survey.")
 app.add_typer(check_app, name="check")
 app.add_typer(survey_app, name="survey")
 
-console = Console()
+class _ScorecardConsole(Console):
+    """A console that ends quietly with status 0 when its reader closes the pipe.
+
+    rich exits with status 1 then, which the CLI reserves for unexpected errors,
+    while a reader such as `head` stopping early is not one.
+    """
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(0)
+
+
+console = _ScorecardConsole()
 errors = Console(stderr=True)
 
 
@@ -153,13 +168,19 @@ def score(
     except RevalignError as error:
         raise fail(error) from None
 
-    if as_json:
-        typer.echo(document_json(result.document))
-        return
-    render_scorecard(result.document, console)
-    console.print(f"\nWrote {', '.join(str(f) for f in result.files)}", highlight=False)
-    if stored and stored[0] is not None:
-        console.print(f"Stored the run in {stored[0]}", highlight=False)
+    try:
+        if as_json:
+            typer.echo(document_json(result.document))
+            return
+        render_scorecard(result.document, console)
+        console.print(f"\nWrote {', '.join(str(f) for f in result.files)}", highlight=False)
+        if stored and stored[0] is not None:
+            console.print(f"Stored the run in {stored[0]}", highlight=False)
+    except BrokenPipeError:
+        # A reader such as `head` closed the pipe early; the files are written, so
+        # the run succeeded. Standard output is pointed at /dev/null so Python's
+        # final flush does not raise again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 from flows.check_data_cli import check_data_command  # noqa: E402

@@ -243,7 +243,8 @@ def rejection_quality(handoffs: pl.DataFrame, tables: CanonicalTables) -> Metric
             rejected.height,
             "share",
             labels["rejection_reason_share"],
-            f"{with_reason} of {plural(rejected.height, 'rejection')} carry a reason"
+            f"{with_reason} of {plural(rejected.height, 'rejection')} carry a reason "
+            "(recent handoffs count too, unlike in the SAL rate)"
             + (
                 "; most frequent: "
                 + ", ".join(f"{r['reason']} ({r['count']})" for r in top_reasons[:3])

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import polars as pl
@@ -303,3 +305,16 @@ def test_future_record_cannot_set_as_of(tmp_path: Path) -> None:
     code, _, stderr = score("--path", str(folder), "--config", str(folder / "revalign.yaml"), "--out", str(tmp_path / "out"))
     assert code == 2
     assert "the newest timestamp in the data, 2031-01-01T00:00:00+00:00, is in the future" in " ".join(stderr.split())
+
+
+def test_reader_closing_pipe_early_exits_zero(tmp_path: Path) -> None:
+    folder = CASES_DIR / "sf-export-business-hours"
+    revalign = Path(sys.executable).parent / "revalign"
+    command = (
+        f"'{revalign}' score --path '{folder}' --config '{folder / 'revalign.yaml'}' "
+        f"--as-of 2025-07-15T00:00:00Z --out '{tmp_path}' | head -1; "
+        "exit ${PIPESTATUS[0]}"
+    )
+    result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "scorecard.json").is_file()
