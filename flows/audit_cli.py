@@ -39,8 +39,9 @@ def audit_command(
         bool, typer.Option("--demo", help="Audit the built-in demo company.")
     ] = False,
     source: Annotated[
-        str, typer.Option(help="Where the data comes from, as for `revalign score`.")
-    ] = "salesforce-export",
+        str | None,
+        typer.Option(help="Where the data comes from, as for `revalign score`."),
+    ] = None,
     path: Annotated[
         Path | None, typer.Option(help="Export folder (for salesforce-export).")
     ] = None,
@@ -60,23 +61,14 @@ def audit_command(
     ] = False,
 ) -> None:
     """Compare each team's self-ratings with the levels the CRM data supports."""
-    from flows.pipeline import GateFailed, ScoreRequest, parse_as_of, run_score
+    from flows.pipeline import GateFailed, build_request, run_score
 
     errors = Console(stderr=True)
     try:
-        if demo and path is not None:
-            raise RevalignError(
-                "--demo and --path cannot be combined; choose one source"
-            )
-        request = ScoreRequest(
-            source=source,
-            path=path,
-            config_path=config,
-            survey_path=survey,
-            as_of=parse_as_of(as_of) if as_of else None,
-            out=out,
-            demo=demo,
-        )
+        request = build_request(
+            demo=demo, source=source, path=path, config=config, survey=survey,
+            as_of=as_of, out=out,
+        )  # fmt: skip
         result = run_score(request)
     except GateFailed as error:
         if error.report is not None:

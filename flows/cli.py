@@ -116,10 +116,9 @@ def score(
     """Score one org and write its scorecard (the main job)."""
     from flows.pipeline import (
         GateFailed,
-        ScoreRequest,
+        build_request,
         check_output_folder,
         document_json,
-        parse_as_of,
         run_score,
         write_outputs,
     )
@@ -128,20 +127,10 @@ def score(
 
     request = None
     try:
-        request = ScoreRequest(
-            source=source or "salesforce-export",
-            path=path,
-            config_path=config,
-            survey_path=survey,
-            as_of=parse_as_of(as_of) if as_of else None,
-            out=out,
-            demo=demo,
-            state_dir=state_dir,
-            full_refresh=full_refresh,
-        )
-        if demo and (path is not None or source is not None):
-            msg = "--demo cannot be combined with --path or --source; choose one source"
-            raise RevalignError(msg)
+        request = build_request(
+            demo=demo, source=source, path=path, config=config, survey=survey,
+            as_of=as_of, out=out, state_dir=state_dir, full_refresh=full_refresh,
+        )  # fmt: skip
         check_output_folder(out)
         scoring_request = dataclasses.replace(request, out=None)
         if not as_json:

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from connectors.errors import RevalignError
+from flows.report import format_score
 
 if TYPE_CHECKING:
     from flows.history import HistoryStore, RunSummary
@@ -170,7 +171,7 @@ def trend_table(trend: dict[str, Any]) -> Table:
         overall = run["overall"]
         cells = [
             run["day"],
-            _score(overall["score"]),
+            format_score(overall["score"]),
             _signed(overall["delta"], 2),
             overall["band"] or "—",
         ]
@@ -218,7 +219,7 @@ def _dimension_cell(cell: dict[str, Any] | None) -> str:
         return "—"
     change = cell["level_change"]
     mark = " " if not change else ("▲" if change > 0 else "▼")
-    return f"{_score(cell['score'])}{mark}"
+    return f"{format_score(cell['score'])}{mark}"
 
 
 def _population(row: dict[str, Any]) -> str:
@@ -240,8 +241,6 @@ def _format_delta(delta: float | None, unit: str) -> str:
     return f"{delta:+.3f}"
 
 
-def _score(score: float | None) -> str:
-    return "—" if score is None else f"{score:.2f}"
 
 
 def _signed(value: float | None, digits: int) -> str:

@@ -76,6 +76,35 @@ class ScoreResult:
     tables: CanonicalTables | None = None
 
 
+def build_request(
+    *,
+    demo: bool,
+    source: str | None,
+    path: Path | None,
+    config: Path | None,
+    survey: Path | None,
+    as_of: str | None,
+    out: Path | None,
+    state_dir: Path | None = None,
+    full_refresh: bool = False,
+) -> ScoreRequest:
+    """Build a request from command-line options; raises InputError on a bad mix."""
+    if demo and (path is not None or source is not None):
+        msg = "--demo cannot be combined with --path or --source; choose one source"
+        raise InputError(msg)
+    return ScoreRequest(
+        source=source or "salesforce-export",
+        path=path,
+        config_path=config,
+        survey_path=survey,
+        as_of=parse_as_of(as_of) if as_of else None,
+        out=out,
+        demo=demo,
+        state_dir=state_dir,
+        full_refresh=full_refresh,
+    )
+
+
 def parse_as_of(text: str) -> dt.datetime:
     """Parse an ``--as-of`` value: an ISO date or datetime; no zone means UTC."""
     try:
