@@ -1,4 +1,4 @@
-"""Org configuration: the YAML file that tells revalign how one CRM org is set up.
+"""Org configuration: the YAML file that describes how one CRM org is set up.
 
 Validated with pydantic. An invalid file raises :class:`ConfigError` naming the
 key, the value and what is allowed. Secrets never live here: connectors read them
@@ -217,7 +217,7 @@ SECRET_NAMES = ("username", "password", "security_token", "consumer_key", "sessi
 class SalesforceConfig(_Strict):
     """How to reach a Salesforce org's API; secrets are named here, never stored.
 
-    Each ``*_env`` key names the environment variable that holds that value. A
+    Each ``*_env`` key names the environment variable that contains that value. A
     ``secret_blocks`` entry names a Prefect Secret block to read when that
     variable is unset.
     """
@@ -253,7 +253,7 @@ HUBSPOT_AUTOMATED_SOURCES = (
 
 
 class HubSpotStageMapping(_Strict):
-    """Which HubSpot contact values mean which canonical stage.
+    """Mapping of HubSpot contact values to canonical stages.
 
     ``lifecycle`` maps ``lifecyclestage`` values (internal names, or the numeric
     ids of custom stages); ``lead_status`` maps ``hs_lead_status`` values. HubSpot
@@ -289,7 +289,7 @@ class HubSpotProperties(_Strict):
 
 
 class HubSpotEngagements(_Strict):
-    """Which engagements are human sales touches.
+    """Rules that decide which engagements are human sales touches.
 
     ``communication_kinds`` maps ``hs_communication_channel_type`` (SMS,
     WHATS_APP, LINKEDIN_MESSAGE) to an activity kind; ``sla.touch_kinds`` then
@@ -389,7 +389,7 @@ class AttributionConfig(_Strict):
 
 
 class HistoryConfig(_Strict):
-    """Where scored runs are kept, relative to the config file's folder.
+    """Storage of scored runs, relative to the config file's folder.
 
     ``path`` is the DuckDB history file. When ``keep_extracts`` is true, each
     run's canonical tables are kept as Parquet under ``extracts/<org>/<day>/``
@@ -438,7 +438,7 @@ class AlertChannel(_Strict):
 
     ``block`` is a saved block as ``<block-type-slug>/<name>``, such as
     ``slack-webhook/revops``. ``webhook_url_env`` names the environment variable
-    that holds the webhook URL, so a URL with a token in it stays out of the file.
+    that contains the webhook URL, so a URL with a token in it stays out of the file.
     """
 
     block: str | None = Field(default=None, pattern=r"^[a-z0-9-]+/[A-Za-z0-9_.-]+$")

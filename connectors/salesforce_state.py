@@ -1,6 +1,6 @@
 """Stored state of incremental Salesforce extraction.
 
-A state folder holds ``state.json`` (per object: the fields read, the watermark
+A state folder contains ``state.json`` (per object: the fields read, the watermark
 field and its value) and one snapshot folder of Parquet files, one per object,
 with the merged raw rows. A new snapshot is written beside the old one and
 ``state.json`` is then replaced in one ``os.replace``, so a run that fails at
@@ -34,7 +34,7 @@ class SalesforceStateError(RevalignError):
 
 @dataclass(frozen=True)
 class ObjectState:
-    """What was stored for one object: its fields and how far it has been read."""
+    """Stored state of one object: its fields and how far it has been read."""
 
     fields: tuple[str, ...]
     watermark_field: str

@@ -1,4 +1,4 @@
-"""Every check the data-quality gate knows, with its default severity and its fix.
+"""Every check the data-quality gate runs, with its default severity and its fix.
 
 A check is named ``<table>.<column>.<rule>``; the org config's ``gate.severity``
 overrides a default by that name. This module imports neither polars nor
@@ -47,7 +47,7 @@ EXAMPLE_COLUMNS = {
     "opportunity_history": "opportunity_id",
 }
 
-# What to change in the CRM or the config when a rule fails, by rule.
+# The fix, in the CRM or the config, for each rule that fails.
 FIXES = {
     "not_null": "Fill {column} in the CRM or include the field in the export; "
     "rows without it are left out of the metrics that need it.",
@@ -89,7 +89,7 @@ class CheckSpec:
         return f"{self.table}.{self.column}.{self.rule}"
 
     def fix(self) -> str:
-        """What to change in the CRM or the config when this check fails."""
+        """Return what to change in the CRM or the config when this check fails."""
         return FIXES[self.rule].format(table=self.table, column=self.column)
 
 

@@ -105,7 +105,7 @@ def config_facts(config: OrgConfig) -> Metrics:
 
     ``sla_configured`` is 1.0 when the config file sets an ``sla`` section, and the
     built-in default does not count. ``sla_alerts_configured`` is 1.0 when the
-    config says breaches already alert someone (``alerting.sla_breach_alerts``),
+    config states that breaches already alert someone (``alerting.sla_breach_alerts``),
     or when revalign's own alerts have a channel and a rule on an SLA metric.
     """
     sla_set = "sla" in config.model_fields_set

@@ -831,6 +831,15 @@ def portal_from_tables(
     return portal, ids
 
 
+def _win_probability(closed: bool | None, won: bool | None) -> float:
+    """Return a deal stage's win probability: 1 won, 0 lost, 0.5 still open."""
+    if won:
+        return 1.0
+    if closed:
+        return 0.0
+    return 0.5
+
+
 def _owners_from_users(portal: FakePortal, ids: IdMap, users: Any) -> None:
     for number, user in enumerate(users.iter_rows(named=True)):
         portal.add_owner(
@@ -977,7 +986,7 @@ def _deals_from_opportunities(portal: FakePortal, ids: IdMap, tables: Any) -> No
                 _stage_id(label),
                 label,
                 bool(closed),
-                1.0 if won else 0.0 if closed else 0.5,
+                _win_probability(closed, won),
             )
             for label, (closed, won) in sorted(stages.items())
         ],

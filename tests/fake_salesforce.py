@@ -230,7 +230,7 @@ class FakeOrg:
                     record["SystemModstamp"] = stamp
 
     def delete(self, name: str, record_ids: list[str]) -> None:
-        """Move records to the recycle bin, where only ``queryAll`` sees them."""
+        """Move records to the recycle bin, where only ``queryAll`` returns them."""
         self.update(name, record_ids, IsDeleted=True)
 
     def archive(self, name: str, record_ids: list[str]) -> None:
@@ -329,7 +329,7 @@ _COMPARE = {
 
 @dataclass
 class Failure:
-    """An injected error: ``kind`` answers the next ``times`` calls to ``on``."""
+    """An injected error: ``kind`` is returned for the next ``times`` calls to ``on``."""
 
     kind: str
     on: str
