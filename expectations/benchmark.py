@@ -3,19 +3,23 @@
 Run it as ``python -m expectations.benchmark [--leads N] [--repeat N]``.
 
 Each scenario runs in a fresh interpreter, so great_expectations is imported
-cold, as in a real ``revalign`` run:
+cold, as in a real ``revalign`` run, and the time is the whole process's, from
+start to exit, as a user waits for it:
 
-- ``extract``: extraction alone, the baseline;
-- ``sequential``: extraction, then the gate (which imports great_expectations);
-- ``overlapped``: :func:`expectations.gate.start_import` first, then the same.
+- ``no-gate``: the run without the gate, the baseline;
+- ``worker``: the gate as ``revalign score`` runs it, with a validation worker
+  started before extraction (:func:`expectations.gate.start_validator`);
+- ``in-process``: the gate in the scoring process, imported after extraction.
 
-Extraction reads the demo org's Salesforce export, which is written once
-beforehand, as ``revalign check data --path`` would.
+Without ``--leads`` the run is the demo run, ``run_score(ScoreRequest(demo=True))``.
+With ``--leads N`` a demo export of N leads is written once beforehand and the
+run reads it and gates it, without measuring or scoring.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import statistics
@@ -24,53 +28,59 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-# Scenario processes import only the standard library before their clock starts,
-# so numpy, pandas and polars load inside the timed part, as in a real run.
-SCENARIOS = ("extract", "sequential", "overlapped")
+if TYPE_CHECKING:
+    from config.models import OrgConfig
+
+SCENARIOS = ("no-gate", "worker", "in-process")
 
 
-def run_scenario(scenario: str, folder: Path, as_of: dt.datetime) -> dict[str, float]:
-    """Run one scenario in this process and return its timings in seconds.
+def run_scenario(scenario: str, folder: Path | None, as_of: dt.datetime | None) -> None:
+    """Run one scenario in this process and print its step timings as JSON."""
+    from expectations.gate import run_gate, start_validator
 
-    ``cpu`` is the process's CPU time, all threads included, which varies less
-    than wall-clock time when other processes share the machine.
-    """
-    started = time.perf_counter()
-    if scenario == "overlapped":
-        from expectations.gate import start_import
+    timings: dict[str, float] = {}
+    if folder is None:
+        from flows.pipeline import ScoreRequest, run_score
 
-        start_import()
-    from config.models import load_config
-    from connectors.salesforce_export import read_export
-    from flows.pipeline import DEMO_CONFIG
+        request = ScoreRequest(demo=True, run_gate=scenario == "worker")
+        result = run_score(request)
+        timings.update(result.timings)
+        if scenario == "in-process":
+            started = time.perf_counter()
+            config = _demo_config()
+            run_gate(result.tables, config, as_of=_document_as_of(result.document))
+            timings["gate"] = time.perf_counter() - started
+    else:
+        from connectors.salesforce_export import read_export
 
-    config = load_config(DEMO_CONFIG)
-    tables = read_export(folder, config)
-    extracted = time.perf_counter()
-    timings = {"extract": extracted - started}
-    if scenario != "extract":
-        from expectations.gate import run_gate
-
-        report = run_gate(tables, config, as_of=as_of)
-        timings["gate"] = report.duration_seconds
-        timings["gate_import"] = report.import_seconds
-        timings["findings"] = len(report.findings)
-    timings["total"] = time.perf_counter() - started
-    timings["cpu"] = time.process_time()
-    return timings
+        config = _demo_config()
+        with (
+            start_validator()
+            if scenario == "worker"
+            else contextlib.nullcontext() as validator
+        ):
+            started = time.perf_counter()
+            tables = read_export(folder, config)
+            timings["extract"] = time.perf_counter() - started
+            if scenario != "no-gate":
+                started = time.perf_counter()
+                run_gate(tables, config, as_of=as_of, validator=validator)
+                timings["gate"] = time.perf_counter() - started
+    print(json.dumps({key: round(value, 3) for key, value in timings.items()}))
 
 
 def main() -> None:
     """Run every scenario ``--repeat`` times in fresh interpreters; print the timings.
 
-    Each line gives median timings and what the gate added to extraction, by median
-    and by fastest run; the fastest is the better estimate on a shared machine.
+    Each scenario's line gives the median and fastest whole-process time and what
+    the gate added to the ``no-gate`` baseline by each; on a shared machine the
+    fastest runs are the better estimate.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--leads", type=int, default=5000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--leads", type=int)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--scenario", choices=SCENARIOS, help=argparse.SUPPRESS)
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     parser.add_argument(
@@ -78,36 +88,57 @@ def main() -> None:
     )
     args = parser.parse_args()
     if args.scenario:
-        print(json.dumps(run_scenario(args.scenario, args.folder, args.as_of)))
+        run_scenario(args.scenario, args.folder, args.as_of)
         return
 
-    from connectors.demo import generate_demo
-
     with tempfile.TemporaryDirectory() as parent:
-        demo = generate_demo(Path(parent) / "demo-export", leads=args.leads)
-        print(f"demo export of {args.leads} leads")
-        results = {name: _repeat(name, demo, args.repeat) for name in SCENARIOS}
-    baseline = statistics.median(r["total"] for r in results["extract"])
-    fastest = min(r["total"] for r in results["extract"])
-    for name, runs in results.items():
-        medians = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
-        summary = ", ".join(f"{key} {value:.2f}" for key, value in medians.items())
-        added = medians["total"] - baseline
-        added_min = min(r["total"] for r in runs) - fastest
-        print(f"{name:>10}: median {summary}")
-        print(f"{'':>12}added: median {added:.2f} s, fastest {added_min:.2f} s")
+        extra: list[str] = []
+        if args.leads is not None:
+            from connectors.demo import generate_demo
+
+            demo = generate_demo(Path(parent) / "demo-export", leads=args.leads)
+            extra = ["--folder", str(demo.folder), "--as-of", demo.as_of.isoformat()]
+            print(f"demo export of {args.leads} leads, read and gated")
+        else:
+            print("demo run: revalign score --demo without printing")
+        # Interleave the scenarios so that a change in the machine's load
+        # affects each of them alike.
+        runs: dict[str, list[dict[str, float]]] = {name: [] for name in SCENARIOS}
+        for _ in range(args.repeat):
+            for name in SCENARIOS:
+                runs[name].append(_run(name, extra))
+    base = [r["wall"] for r in runs["no-gate"]]
+    for name, results in runs.items():
+        walls = [r["wall"] for r in results]
+        steps = {k: statistics.median(r[k] for r in results) for k in results[0]}
+        detail = ", ".join(f"{k} {v:.2f}" for k, v in steps.items() if k != "wall")
+        print(
+            f"{name:>10}: wall median {statistics.median(walls):.2f} s, "
+            f"fastest {min(walls):.2f} s; added median "
+            f"{statistics.median(walls) - statistics.median(base):.2f} s, fastest "
+            f"{min(walls) - min(base):.2f} s; steps (median) {detail}"
+        )
 
 
-def _repeat(scenario: str, demo: Any, repeat: int) -> list[dict[str, float]]:
+def _run(scenario: str, extra: list[str]) -> dict[str, float]:
     command = [sys.executable, "-m", "expectations.benchmark", "--scenario", scenario]
-    command += ["--folder", str(demo.folder), "--as-of", demo.as_of.isoformat()]
-    runs = []
-    for _ in range(repeat):
-        output = subprocess.run(
-            command, check=True, capture_output=True, text=True
-        ).stdout
-        runs.append(json.loads(output.splitlines()[-1]))
-    return runs
+    started = time.perf_counter()
+    output = subprocess.run(
+        [*command, *extra], check=True, capture_output=True, text=True
+    ).stdout
+    wall = time.perf_counter() - started
+    return {"wall": wall, **json.loads(output.splitlines()[-1])}
+
+
+def _demo_config() -> OrgConfig:
+    from config.models import load_config
+    from flows.pipeline import DEMO_CONFIG
+
+    return load_config(DEMO_CONFIG)
+
+
+def _document_as_of(document: dict[str, object]) -> dt.datetime:
+    return dt.datetime.fromisoformat(str(document["as_of"]))
 
 
 if __name__ == "__main__":

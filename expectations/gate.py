@@ -1,71 +1,100 @@
 """The data-quality gate: validate the canonical tables before any metric runs.
 
 :func:`run_gate` returns a :class:`GateReport`; a critical finding means the
-scores would be wrong, so the caller stops before scoring. great_expectations is
-imported on the first run only, which costs more than validating (see
-:mod:`expectations.suites`). :func:`start_import` begins that import in a
-background thread so that it can overlap with extraction.
+scores would be wrong, so the caller stops before scoring. great_expectations
+takes longer to import than to validate, so a one-off run calls
+:func:`start_validator` before extraction: the import then overlaps with it.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
+import sys
 import time
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from config.models import OrgConfig
 from connectors.errors import InputError
 from connectors.schema import CanonicalTables
-from expectations.prepare import TableBatch, plan_gate
+from expectations.exchange import CheckInput, CheckResult, SuiteInput
+from expectations.prepare import PlannedCheck, TableBatch, plan_gate
 from expectations.report import Finding, GateReport
-
-if TYPE_CHECKING:
-    from expectations.suites import Outcome
 
 logger = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 5
 MAX_LISTED_VALUES = 10
 
-_import_lock = threading.Lock()
-_import_thread: threading.Thread | None = None
+
+class Validator(Protocol):
+    """A runner of the suites that also reports how long the import kept it waiting."""
+
+    def validate(self, suites: list[SuiteInput]) -> tuple[list[CheckResult], float]:
+        """Return one result per check, in order, and the import wait in seconds."""
+        ...
+
+    def close(self) -> None:
+        """Release what the validator holds."""
+        ...
+
+    def __enter__(self) -> Validator: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
 
 
-def start_import() -> None:
-    """Start importing great_expectations in a daemon thread, once per process.
+class InProcessValidator:
+    """Validate in this process, importing great_expectations on first use."""
 
-    Call it before extraction; :func:`run_gate` then waits for the thread instead
-    of importing. Calling it again does nothing.
+    def validate(self, suites: list[SuiteInput]) -> tuple[list[CheckResult], float]:
+        """Import :mod:`expectations.suites` if needed, then validate ``suites``."""
+        started = time.perf_counter()
+        from expectations import suites as gx_suites
 
-    NOTE: on the 5,000-lead demo export read from files, the thread cut what the
-    gate adds from 3.1 s to 2.7 s (``python -m expectations.benchmark`` on the
-    2-core development machine), because extraction and the import compete for
-    the interpreter lock. It should save more while extraction waits on a CRM's
-    API, but that was not measured.
+        import_seconds = time.perf_counter() - started
+        return gx_suites.validate(suites), import_seconds
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+    def __enter__(self) -> InProcessValidator:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def start_validator() -> Validator:
+    """Return the validator for a one-off run, started now so its import overlaps.
+
+    A process that has already imported great_expectations validates in-process.
+    Otherwise a :class:`~expectations.worker.ValidationWorker` child imports it
+    on another core while this process extracts. Use the result as a context
+    manager, so that a run which stops before the gate stops the child too.
     """
-    global _import_thread
-    with _import_lock:
-        if _import_thread is None:
-            _import_thread = threading.Thread(
-                target=_import_suites, name="revalign-gx-import", daemon=True
-            )
-            _import_thread.start()
+    if "great_expectations" in sys.modules:
+        return InProcessValidator()
+    from expectations.worker import ValidationWorker
 
-
-def _import_suites() -> None:
-    import expectations.suites  # noqa: F401
+    try:
+        return ValidationWorker()
+    except OSError as error:
+        logger.warning("validating in-process: no worker process (%s)", error)
+        return InProcessValidator()
 
 
 def run_gate(
-    tables: CanonicalTables, config: OrgConfig, *, as_of: dt.datetime
+    tables: CanonicalTables,
+    config: OrgConfig,
+    *,
+    as_of: dt.datetime,
+    validator: Validator | None = None,
 ) -> GateReport:
     """Validate ``tables`` against every applicable check.
 
     ``as_of`` is the extraction moment and must carry a time zone. Tables the
     source did not provide are skipped, not failed. Thresholds and severities
-    come from ``config.gate``.
+    come from ``config.gate``. Without ``validator`` the checks run in-process.
 
     Raises:
         InputError: ``as_of`` has no time zone.
@@ -76,30 +105,24 @@ def run_gate(
         raise InputError(msg)
     started = time.perf_counter()
     plan = plan_gate(tables, config, as_of=as_of.astimezone(dt.UTC))
+    suites = [_suite_input(batch) for batch in plan.batches]
+    results, import_seconds = (validator or InProcessValidator()).validate(suites)
 
-    import_started = time.perf_counter()
-    if _import_thread is not None:
-        _import_thread.join()
-    from expectations import suites
-
-    import_seconds = time.perf_counter() - import_started
-    outcomes = suites.validate(plan.batches)
-
-    batches = {batch.table: batch for batch in plan.batches}
+    planned = [(batch, check) for batch in plan.batches for check in batch.checks]
     findings = [
-        _finding(outcome, batches[outcome.check.spec.table], tables, config, as_of)
-        for outcome in outcomes
-        if not outcome.success
+        _finding(result, check, batch, tables, config, as_of)
+        for (batch, check), result in zip(planned, results, strict=True)
+        if not result.success
     ]
     report = GateReport(
         findings=findings,
-        checks_run=len(outcomes),
+        checks_run=len(results),
         duration_seconds=time.perf_counter() - started,
         import_seconds=import_seconds,
         skipped=plan.skipped,
     )
     logger.info(
-        "gate: %d checks, %d critical, %d warnings, %.2f s (import %.2f s)",
+        "gate: %d checks, %d critical, %d warnings, %.2f s (import wait %.2f s)",
         report.checks_run,
         len(report.critical),
         len(report.warnings),
@@ -109,23 +132,33 @@ def run_gate(
     return report
 
 
+def _suite_input(batch: TableBatch) -> SuiteInput:
+    checks = tuple(
+        CheckInput(
+            name=check.spec.name, expectation=check.expectation, kwargs=check.kwargs
+        )
+        for check in batch.checks
+    )
+    return SuiteInput(table=batch.table, frame=batch.frame.to_pandas(), checks=checks)
+
+
 def _finding(
-    outcome: Outcome,
+    result: CheckResult,
+    check: PlannedCheck,
     batch: TableBatch,
     tables: CanonicalTables,
     config: OrgConfig,
     as_of: dt.datetime,
 ) -> Finding:
-    check = outcome.check
     spec = check.spec
     severity = check.severity
     detail = ""
     if spec.rule == "mapped":
-        share = outcome.failed / outcome.evaluated if outcome.evaluated else 0.0
+        share = result.failed / result.evaluated if result.evaluated else 0.0
         critical_share = config.gate.critical_unmapped_share
         if critical_share is not None and share > critical_share:
             severity = "critical"
-        detail = _unmapped_detail(spec.column, share, outcome.evaluated, tables, config)
+        detail = _unmapped_detail(spec.column, share, result.evaluated, tables, config)
     elif spec.rule == "not_after_as_of":
         detail = f"Dated after the as-of time {as_of.isoformat()}."
     elif spec.rule == "not_before_floor":
@@ -134,12 +167,12 @@ def _finding(
         table=spec.table,
         expectation=spec.name,
         severity=severity,
-        failed=outcome.failed,
-        total=outcome.rows,
-        examples=_examples(batch, outcome.positions),
+        failed=result.failed,
+        total=result.rows,
+        examples=_examples(batch, result.positions),
         fix=spec.fix(),
         detail=detail,
-        expectation_type=outcome.expectation_type,
+        expectation_type=result.expectation_type,
     )
 
 

@@ -37,8 +37,9 @@ class GateReport:
     """Findings of one gate run, in run order, with its timing.
 
     ``skipped`` maps a table or check name to the reason it was not checked.
-    ``import_seconds`` is the part of ``duration_seconds`` spent importing
-    great_expectations. It is near zero when the import had finished earlier.
+    ``import_seconds`` is the part of ``duration_seconds`` spent waiting for
+    great_expectations to load, in this process or in the validation worker. It
+    is near zero when the import had finished during extraction.
     """
 
     findings: list[Finding]

@@ -45,18 +45,20 @@ def check_data_command(
 ) -> None:
     """Check the data behind a score: ids, timestamps, references and mappings."""
     from config.models import load_config
-    from expectations.gate import run_gate, start_import
+    from expectations.gate import run_gate, start_validator
     from flows.pipeline import ScoreRequest, parse_as_of, resolve_as_of
     from flows.sources import SourceRequest, extract
 
     console = Console()
     try:
         org_config = load_config(config)
-        start_import()
-        given = parse_as_of(as_of) if as_of else None
-        extracted = extract(source, SourceRequest(config=org_config, path=path))
-        moment, _ = resolve_as_of(ScoreRequest(as_of=given), extracted, None)
-        report = run_gate(extracted.tables, org_config, as_of=moment)
+        with start_validator() as validator:
+            given = parse_as_of(as_of) if as_of else None
+            extracted = extract(source, SourceRequest(config=org_config, path=path))
+            moment, _ = resolve_as_of(ScoreRequest(as_of=given), extracted, None)
+            report = run_gate(
+                extracted.tables, org_config, as_of=moment, validator=validator
+            )
     except RevalignError as error:
         Console(stderr=True).print(
             f"error: {error}", highlight=False, markup=False, soft_wrap=True

@@ -132,7 +132,9 @@ def load_inputs(request: ScoreRequest) -> tuple[OrgConfig, Any]:
     return config, survey
 
 
-def extract_step(request: ScoreRequest, config: OrgConfig, work_dir: Path) -> tuple[Extract, dt.datetime | None, Path | None]:
+def extract_step(
+    request: ScoreRequest, config: OrgConfig, work_dir: Path
+) -> tuple[Extract, dt.datetime | None, Path | None]:
     """Extract the canonical tables; for the demo, generate its export first.
 
     Returns the extract, the demo's as-of time (or ``None``) and the demo survey path.
@@ -207,11 +209,20 @@ def resolve_as_of(
     return newest, "the newest timestamp in the data (pass --as-of to set it)"
 
 
-def gate_step(tables: CanonicalTables, config: OrgConfig, as_of: dt.datetime) -> Any:
-    """Run the data-quality gate; raise :class:`GateFailed` on a critical finding."""
+def gate_step(
+    tables: CanonicalTables,
+    config: OrgConfig,
+    as_of: dt.datetime,
+    validator: Any = None,
+) -> Any:
+    """Run the data-quality gate; raise :class:`GateFailed` on a critical finding.
+
+    ``validator`` comes from :func:`expectations.gate.start_validator`; without
+    one the checks run in this process.
+    """
     from expectations.gate import run_gate
 
-    report = run_gate(tables, config, as_of=as_of)
+    report = run_gate(tables, config, as_of=as_of, validator=validator)
     if not report.passed:
         msg = "the data-quality gate found critical problems; no scorecard was written"
         raise GateFailed(msg, report)
@@ -402,24 +413,28 @@ def run_score(request: ScoreRequest) -> ScoreResult:
         config, survey = load_inputs(request)
         if request.out is not None:
             check_output_folder(request.out)
-    if request.run_gate:
-        from expectations.gate import start_import
+    with contextlib.ExitStack() as stack:
+        validator = None
+        if request.run_gate:
+            from expectations.gate import start_validator
 
-        start_import()
-    with tempfile.TemporaryDirectory(prefix="revalign-") as work:
-        with _timed(timings, "extract"):
-            extracted, demo_as_of, demo_survey = extract_step(request, config, Path(work))
-        if survey is None and demo_survey is not None:
-            from scoring.survey import read_survey
+            validator = stack.enter_context(start_validator())
+        with tempfile.TemporaryDirectory(prefix="revalign-") as work:
+            with _timed(timings, "extract"):
+                extracted, demo_as_of, demo_survey = extract_step(
+                    request, config, Path(work)
+                )
+            if survey is None and demo_survey is not None:
+                from scoring.survey import read_survey
 
-            survey = read_survey(demo_survey)
-    tables = extracted.tables
-    as_of, as_of_basis = resolve_as_of(request, extracted, demo_as_of)
+                survey = read_survey(demo_survey)
+        tables = extracted.tables
+        as_of, as_of_basis = resolve_as_of(request, extracted, demo_as_of)
 
-    gate = None
-    if request.run_gate:
-        with _timed(timings, "gate"):
-            gate = gate_step(tables, config, as_of)
+        gate = None
+        if validator is not None:
+            with _timed(timings, "gate"):
+                gate = gate_step(tables, config, as_of, validator)
     with _timed(timings, "measure"):
         metrics, handoffs = measure_step(tables, config, as_of)
     with _timed(timings, "score"):

@@ -23,6 +23,12 @@ from collections.abc import Iterator  # noqa: E402
 
 import pytest  # noqa: E402
 
+# A process that has not imported great_expectations starts a validation worker
+# for each scoring run, which costs about 2 s of CPU each time. Importing it once
+# here makes every scoring run in this process validate in-process. The worker's
+# tests start it themselves or run revalign in a fresh process.
+import expectations.suites  # noqa: E402, F401
+
 TESTS_DIR = Path(__file__).resolve().parent
 CASES_DIR = TESTS_DIR / "cases"
 

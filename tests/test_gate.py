@@ -30,9 +30,11 @@ from connectors.errors import InputError
 from connectors.salesforce_export import read_export
 from connectors.schema import CanonicalTables, conform
 from expectations.catalogue import CHECK_NAMES
-from expectations.gate import run_gate
+from expectations.exchange import CheckInput, GateError, SuiteInput
+from expectations.gate import InProcessValidator, run_gate, start_validator
 from expectations.prepare import plan_gate
 from expectations.report import Finding, GateReport
+from expectations.worker import ValidationWorker
 from flows.cli import app
 from tests.conftest import CASES_DIR
 
@@ -509,3 +511,124 @@ def test_check_data_cli_invalid_input(tmp_path: Path) -> None:
     result = _run_cli("--path", str(tmp_path / "absent"))
     assert result.exit_code == 2
     assert "not found" in result.stderr
+
+
+# The validation worker: a child process that imports great_expectations while
+# the parent extracts. It must give the same report as validating in-process.
+
+
+@pytest.fixture(scope="module")
+def faulty_in_worker() -> GateReport:
+    tables = _tables(FAULTS, unmapped={"Nurture": 1})
+    with ValidationWorker() as worker:
+        return run_gate(tables, CONFIG, as_of=AS_OF, validator=worker)
+
+
+def _without_timings(report: GateReport) -> dict[str, Any]:
+    data = report.to_dict()
+    del data["duration_seconds"], data["import_seconds"]
+    return data
+
+
+def test_worker_finds_every_fault(faulty_in_worker: GateReport) -> None:
+    found = [
+        (f.expectation, f.severity, f.failed, f.total, f.examples)
+        for f in faulty_in_worker.findings
+    ]
+    assert found == EXPECTED
+
+
+def test_worker_report_equals_in_process_report(
+    faulty: GateReport, faulty_in_worker: GateReport
+) -> None:
+    assert _without_timings(faulty_in_worker) == _without_timings(faulty)
+
+
+def _missing_column_suite() -> list[SuiteInput]:
+    check = CheckInput(
+        name="leads.score.not_null",
+        expectation="ExpectColumnValuesToNotBeNull",
+        kwargs={"column": "score"},
+    )
+    frame = pl.DataFrame({"lead_id": ["L1"]}).to_pandas()
+    return [SuiteInput(table="leads", frame=frame, checks=(check,))]
+
+
+@pytest.mark.parametrize("where", ["in-process", "worker"])
+def test_check_that_cannot_run_names_itself(where: str) -> None:
+    validator = ValidationWorker() if where == "worker" else InProcessValidator()
+    with validator, pytest.raises(GateError) as caught:
+        validator.validate(_missing_column_suite())
+    assert str(caught.value).startswith(
+        "great_expectations could not evaluate check 'leads.score.not_null': "
+    )
+    assert "gate.severity.leads.score.not_null: off" in str(caught.value)
+
+
+def test_worker_crash_becomes_gate_error() -> None:
+    check = CheckInput(name="leads.x", expectation="ExpectNoSuchThing", kwargs={})
+    frame = pl.DataFrame({"lead_id": ["L1"]}).to_pandas()
+    suite = SuiteInput(table="leads", frame=frame, checks=(check,))
+    with ValidationWorker() as worker, pytest.raises(GateError) as caught:
+        worker.validate([suite])
+    message = str(caught.value)
+    assert message.startswith(
+        "the great_expectations validation process stopped with status 1 before "
+        "returning results ("
+    )
+    assert "AttributeError" in message
+    assert "ExpectNoSuchThing" in message
+
+
+def test_unused_worker_stops_on_close() -> None:
+    worker = ValidationWorker()
+    assert worker.returncode is None
+    worker.close()
+    assert worker.returncode == -9
+
+
+def test_worker_exits_quietly_when_input_closes() -> None:
+    child = subprocess.run(
+        [sys.executable, "-P", "-m", "expectations.worker"],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert (child.returncode, child.stdout, child.stderr) == (0, b"", b"")
+
+
+def test_loaded_process_validates_in_process() -> None:
+    import expectations.suites  # noqa: F401
+
+    with start_validator() as validator:
+        assert isinstance(validator, InProcessValidator)
+
+
+def test_fresh_process_starts_worker_without_loading_great_expectations() -> None:
+    code = (
+        "import sys\n"
+        "from expectations.gate import start_validator\n"
+        "with start_validator() as validator:\n"
+        "    print(type(validator).__name__)\n"
+        "print('great_expectations' in sys.modules)\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
+    assert output.split() == ["ValidationWorker", "False"]
+
+
+def test_check_data_subprocess_finds_close_dates() -> None:
+    revalign = Path(sys.executable).parent / "revalign"
+    command = [
+        str(revalign), "check", "data", "--source", "salesforce-export",
+        "--path", str(SFDC_EXPORT), "--config", str(SFDC_EXPORT / "revalign.yaml"),
+        "--as-of", "2026-06-01T00:00:00Z", "--json",
+    ]  # fmt: skip
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    found = [(f["expectation"], f["failed"], f["total"]) for f in report["findings"]]
+    assert found == [("opportunities.close_date.not_before_created", 32, 36)]
+    assert report["passed"] is True

@@ -1,0 +1,157 @@
+"""Validate in a child process that imports great_expectations while extraction runs.
+
+Importing great_expectations costs about 1.5 s of CPU. In the scoring process
+that import would compete with extraction for the interpreter lock, and the
+interpreter would then spend about 0.6 s tearing the imported modules down at
+exit. :class:`ValidationWorker` starts ``python -m expectations.worker`` before
+extraction, so the import runs on another core. When the tables are ready, the
+gate pickles them to the child's standard input. The child validates them,
+pickles the results to its standard output and exits without the teardown.
+
+The child hides sqlalchemy from great_expectations, which treats it as an
+optional extra: the gate validates pandas frames only, and skipping the import
+saves about 0.2 s. The child's standard output is kept for the reply; anything
+else it prints goes to its standard error.
+
+Start the worker only in a process that has not imported great_expectations:
+:func:`expectations.gate.start_validator` makes that choice.
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.machinery
+import os
+import pickle
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from types import ModuleType, TracebackType
+
+from expectations.exchange import CheckResult, GateError, SuiteInput
+
+HIDDEN_PACKAGES = ("sqlalchemy",)
+
+
+class ValidationWorker:
+    """A child process that imports great_expectations and validates one request.
+
+    Use it as a context manager, or call :meth:`close`: a worker that never got
+    a request is stopped there.
+    """
+
+    def __init__(self) -> None:
+        # -P keeps the working directory off the child's sys.path, so a folder
+        # named "expectations" there cannot shadow this package.
+        command = [sys.executable, "-P", "-m", "expectations.worker"]
+        self._process = subprocess.Popen(
+            command,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+
+    def validate(self, suites: list[SuiteInput]) -> tuple[list[CheckResult], float]:
+        """Send ``suites`` to the child and return its results.
+
+        Also returns how long the call waited for the child's import to finish,
+        in seconds. A worker takes one request; it has exited when this returns.
+
+        Raises:
+            GateError: the child stopped without results or could not evaluate
+                a check.
+        """
+        payload = pickle.dumps(suites, protocol=pickle.HIGHEST_PROTOCOL)
+        sent = time.time()
+        output, errors = self._process.communicate(payload)
+        if self._process.returncode != 0 or not output:
+            raise GateError(_stopped_message(self._process.returncode, errors))
+        status, value, ready = pickle.loads(output)
+        if status == "error":
+            raise GateError(value)
+        return value, max(0.0, ready - sent)
+
+    @property
+    def returncode(self) -> int | None:
+        """The child's exit status, or ``None`` while it runs."""
+        return self._process.poll()
+
+    def close(self) -> None:
+        """Stop the child if it is still running and release its pipes."""
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.communicate()
+
+    def __enter__(self) -> ValidationWorker:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _stopped_message(returncode: int, errors: bytes) -> str:
+    from connectors.values import redact
+
+    lines = errors.decode("utf-8", "replace").strip().splitlines()
+    last = redact(lines[-1]) if lines else "no error output"
+    return (
+        f"the great_expectations validation process stopped with status "
+        f"{returncode} before returning results ({last}). Run again; if it "
+        f"happens again, report the bug"
+    )
+
+
+class _HidingFinder(importlib.abc.MetaPathFinder):
+    """Make the packages in :data:`HIDDEN_PACKAGES` fail to import, as if absent."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None,
+        target: ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname.split(".", 1)[0] in HIDDEN_PACKAGES:
+            msg = f"No module named {fullname!r}"
+            raise ModuleNotFoundError(msg, name=fullname)
+        return None
+
+
+def main() -> None:
+    """Run as the child: import, read one request, validate, reply, exit.
+
+    The reply is ``(status, value, ready)``: ``("ok", results, t)`` or
+    ``("error", message, t)``, where ``t`` is the wall-clock time at which the
+    import had finished. A closed standard input without a request means the
+    parent no longer needs the child, which then exits quietly.
+    """
+    reply_channel = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
+    sys.meta_path.insert(0, _HidingFinder())
+
+    from expectations import suites
+
+    ready = time.time()
+    try:
+        request = pickle.load(sys.stdin.buffer)
+    except EOFError:
+        os._exit(0)
+    try:
+        reply = ("ok", suites.validate(request), ready)
+    except GateError as error:
+        reply = ("error", str(error), ready)
+    pickle.dump(reply, reply_channel, protocol=pickle.HIGHEST_PROTOCOL)
+    reply_channel.flush()
+    sys.stderr.flush()
+    # Skip the interpreter's teardown of the imported modules; nothing is left
+    # to flush.
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
