@@ -133,8 +133,8 @@ def run_measure(folder: Path) -> dict[str, Any]:
     metrics = {}
     for family in measure_module.FAMILIES:
         step, cpu_step = time.perf_counter(), _cpu_seconds()
-        metrics.update(family(context))
-        timed(getattr(family, "__name__", repr(family)), step, cpu_step)
+        metrics.update(family.compute(context))
+        timed(getattr(family.compute, "__name__", repr(family)), step, cpu_step)
     total = time.perf_counter() - started
     cpu = _cpu_seconds() - cpu_started
     values = {key: metric.value for key, metric in sorted(metrics.items())}

@@ -146,7 +146,7 @@ def _score(
     as_of_time, as_of_basis = pipeline.resolve_as_of(request, extracted, demo_as_of)
 
     gate = gate_task(tables, config, as_of_time)
-    metrics, handoffs = measure_task(tables, config, as_of_time)
+    metrics, handoffs = measure_task(tables, config, as_of_time, gate)
     scorecard = score_task(metrics, survey, config)
     audit = audit_task(metrics, survey, config)
 

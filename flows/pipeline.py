@@ -230,10 +230,22 @@ def gate_step(
 
 
 def measure_step(
-    tables: CanonicalTables, config: OrgConfig, as_of: dt.datetime
+    tables: CanonicalTables,
+    config: OrgConfig,
+    as_of: dt.datetime,
+    gate: Any = None,
 ) -> tuple[Metrics, pl.DataFrame]:
-    """Compute every metric and the per-handoff frame."""
-    return measure(tables, config, as_of)
+    """Compute every metric and the per-handoff frame.
+
+    With the ``gate`` report, each warning is added to the notes of the metrics
+    whose input it concerns (see :mod:`expectations.effects`).
+    """
+    metrics, handoffs = measure(tables, config, as_of)
+    if gate is not None:
+        from expectations.effects import flag_metrics
+
+        metrics = flag_metrics(metrics, gate)
+    return metrics, handoffs
 
 
 def score_step(metrics: Metrics, survey: Any, config: OrgConfig) -> Any:
@@ -436,7 +448,7 @@ def run_score(request: ScoreRequest) -> ScoreResult:
             with _timed(timings, "gate"):
                 gate = gate_step(tables, config, as_of, validator)
     with _timed(timings, "measure"):
-        metrics, handoffs = measure_step(tables, config, as_of)
+        metrics, handoffs = measure_step(tables, config, as_of, gate)
     with _timed(timings, "score"):
         scorecard = score_step(metrics, survey, config)
         audit = audit_step(metrics, survey, config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -40,16 +41,36 @@ def _handoff_family(context: MeasureContext) -> Metrics:
     return handoff_metrics(context.handoffs, context.tables, context.config)
 
 
-FAMILIES: list[MetricFamily] = [
-    _handoff_family,
-    owner_response_metrics,
-    cadence_metrics,
-    funnel_metrics,
-    volume_metrics,
-    context_metrics,
-    attribution_metrics,
-    hygiene_metrics,
-    planning_metrics,
+@dataclass(frozen=True)
+class Family:
+    """A metric family and the canonical tables whose rows feed its values."""
+
+    compute: MetricFamily
+    reads: frozenset[str]
+
+
+# The per-handoff frame comes from these tables, so every family built on it
+# reads them all.
+HANDOFF_TABLES = frozenset(
+    {"leads", "stage_events", "owner_events", "activities", "users"}
+)
+
+FAMILIES: list[Family] = [
+    Family(_handoff_family, HANDOFF_TABLES),
+    Family(owner_response_metrics, HANDOFF_TABLES),
+    Family(cadence_metrics, HANDOFF_TABLES),
+    Family(funnel_metrics, frozenset({"leads", "stage_events", "opportunities"})),
+    Family(volume_metrics, frozenset({"leads", "stage_events"})),
+    Family(context_metrics, frozenset({"leads", "stage_events", "touches"})),
+    Family(
+        attribution_metrics,
+        frozenset({"leads", "touches", "campaigns", "opportunities", "accounts"}),
+    ),
+    Family(hygiene_metrics, frozenset({"leads", "stage_events"})),
+    Family(
+        planning_metrics,
+        frozenset({"leads", "stage_events", "opportunities", "accounts"}),
+    ),
 ]
 
 
@@ -61,5 +82,6 @@ def measure(
     context = MeasureContext(tables=tables, config=config, as_of=as_of, handoffs=handoffs)
     metrics: Metrics = {}
     for family in FAMILIES:
-        metrics.update(family(context))
+        for key, value in family.compute(context).items():
+            metrics[key] = dataclasses.replace(value, reads=family.reads)
     return metrics, handoffs

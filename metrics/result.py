@@ -7,6 +7,9 @@ from typing import Any, Literal
 
 Unit = Literal["share", "hours", "count", "days", "ratio", "flag"]
 
+# The ``details`` key listing the data-quality gate's warnings on a metric's input.
+WARNINGS_KEY = "data_quality_warnings"
+
 
 @dataclass(frozen=True)
 class MetricValue:
@@ -15,7 +18,9 @@ class MetricValue:
     ``value`` is ``None`` when the metric is not measurable; ``note`` then says why
     (a missing file or column, an empty population). ``population`` is the number
     of records the value was computed over, so a value built on 12 leads says so.
-    ``details`` holds the counts and breakdowns behind the value.
+    ``details`` holds the counts and breakdowns behind the value. ``reads`` names
+    the canonical tables whose rows feed the value; :func:`metrics.measure.measure`
+    sets it from the metric's family.
     """
 
     key: str
@@ -25,6 +30,7 @@ class MetricValue:
     label: str
     note: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    reads: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def measurable(self) -> bool:

@@ -14,7 +14,9 @@ Confidence of measured evidence comes from the smallest population among the
 measured criteria of levels 2 up to the stopping level (config flags have no
 population). It is "low" below the rubric's ``medium_population``, "high" from
 ``high_population`` and "medium" in between or when only flags were checked. A
-dimension limited by data is at most "medium". Survey evidence is "medium" with
+dimension limited by data is at most "medium". A data-quality gate warning on
+the input of a metric it relies on lowers it one step more ("high" to "medium",
+"medium" to "low"). Survey evidence is "medium" with
 at least ``medium_respondents`` answers and "low" below that. It is never "high",
 because nobody checked it against data. A blended score takes the higher of the
 two.
@@ -132,6 +134,10 @@ def measured_confidence(
         reasons.append(f"limited by data: {count} {noun} not measurable")
         if confidence == "high":
             confidence = "medium"
+    warned = sorted({item.criterion.metric for item in relied_on if item.warnings})
+    if warned:
+        reasons.append(f"data-quality warnings on the input of {', '.join(warned)}")
+        confidence = "low" if confidence != "high" else "medium"
     return confidence, tuple(reasons)
 
 

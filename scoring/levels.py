@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from config.models import OrgConfig
-from metrics.result import Metrics, MetricValue
+from metrics.result import WARNINGS_KEY, Metrics, MetricValue
 from scoring.rubric import LEVELS, Criterion, Dimension, Rubric
 
 Status = Literal["passed", "failed", "not_measurable"]
@@ -34,6 +34,7 @@ class CriterionResult:
     population: int
     unit: str
     note: str = ""
+    warnings: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -50,6 +51,7 @@ class CriterionResult:
             "proxy": self.criterion.proxy,
             "rationale": self.criterion.rationale,
             "note": self.note,
+            "data_quality_warnings": list(self.warnings),
         }
 
 
@@ -149,8 +151,16 @@ def check_criterion(
             note,
         )
     status: Status = "passed" if criterion.holds(value) else "failed"
+    warnings = tuple(metric.details.get(WARNINGS_KEY, ()))
     return CriterionResult(
-        level, criterion, status, value, metric.population, metric.unit, metric.note
+        level,
+        criterion,
+        status,
+        value,
+        metric.population,
+        metric.unit,
+        metric.note,
+        warnings,
     )
 
 
