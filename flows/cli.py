@@ -141,6 +141,7 @@ def score(
     except GateFailed as error:
         if error.report is not None:
             errors.print(error.report.render_table())
+            _save_gate_failure(error, request, out)
         store_failed(request, error, history)
         raise fail(error) from None
     except RevalignError as error:
@@ -170,6 +171,32 @@ def score(
         # the run succeeded. Standard output is pointed at /dev/null so Python's
         # final flush does not raise again.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def _save_gate_failure(error: Any, request: Any, out: Path) -> None:
+    """Write the stopped run's gate report into ``out`` and print its path.
+
+    A failure to write it is printed as a warning, so the gate's error stays the
+    one reported.
+    """
+    from flows.pipeline import write_gate_failure
+
+    source = "demo" if request.demo else request.source
+    try:
+        path = write_gate_failure(error, out, source=source)
+    except RevalignError as exc:
+        errors.print(f"warning: {exc}", highlight=False, markup=False)
+        return
+    if (out / "scorecard.json").is_file():
+        scorecard_state = "the previous scorecard there was kept"
+    else:
+        scorecard_state = "there is no earlier scorecard"
+    errors.print(
+        f"Saved the gate report to {path}; {scorecard_state}.",
+        highlight=False,
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 from flows.check_data_cli import check_data_command  # noqa: E402

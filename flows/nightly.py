@@ -113,6 +113,7 @@ def score_flow(
         config, survey = load_inputs_task(request)
         document, tables = _score(request, config, survey)
     except Exception as error:
+        _save_gate_failure(request, error)
         _store_failure(request, config, explicit_history, error)
         raise
 
@@ -160,6 +161,21 @@ def _score(
         write_task(result, request.out)
     _publish_artifacts(document, config.org.id)
     return document, tables
+
+
+def _save_gate_failure(request: ScoreRequest, error: Exception) -> None:
+    """Write the gate report of a run the gate stopped into its output folder.
+
+    Errors here are logged, never raised, so the run's own error is the one the
+    flow fails with.
+    """
+    if not isinstance(error, pipeline.GateFailed) or request.out is None:
+        return
+    source = "demo" if request.demo else request.source
+    try:
+        pipeline.write_gate_failure(error, request.out, source=source)
+    except RevalignError:
+        get_run_logger().exception("the gate report was not saved in the output folder")
 
 
 def _store_failure(

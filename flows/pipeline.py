@@ -39,13 +39,25 @@ DEMO_CONFIG = CONFIG_DIR / "demo-org.yaml"
 
 
 class GateFailed(RevalignError):
-    """Raised when the data-quality gate finds a critical problem; nothing is written."""
+    """Raised when the data-quality gate finds a critical problem; no scorecard follows.
+
+    ``as_of`` is the as-of time the gate checked the data against, and ``org_id``
+    the org whose data it was.
+    """
 
     exit_code = 3
 
-    def __init__(self, message: str, report: Any) -> None:
+    def __init__(
+        self,
+        message: str,
+        report: Any,
+        as_of: dt.datetime | None = None,
+        org_id: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.report = report
+        self.as_of = as_of
+        self.org_id = org_id
 
 
 @dataclass
@@ -224,8 +236,8 @@ def gate_step(
 
     report = run_gate(tables, config, as_of=as_of, validator=validator)
     if not report.passed:
-        msg = "the data-quality gate found critical problems; no scorecard was written"
-        raise GateFailed(msg, report)
+        msg = "the data-quality gate found critical problems; no new scorecard was written"
+        raise GateFailed(msg, report, as_of, config.org.id)
     return report
 
 
@@ -310,6 +322,8 @@ def _survey_summary(survey: Any, request: ScoreRequest) -> dict[str, Any] | None
 
 
 OUTPUT_NAMES = ("scorecard.json", "report.md", "handoffs.csv")
+# The report of a run the gate stopped; a later scored run removes it.
+GATE_FAILED_NAME = "gate-failed.json"
 
 
 def _finite(value: Any) -> Any:
@@ -395,7 +409,45 @@ def publish_outputs(staging: Path, out: Path) -> list[Path]:
         raise InputError(msg) from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    (out / GATE_FAILED_NAME).unlink(missing_ok=True)
     return [out / name for name in OUTPUT_NAMES]
+
+
+def write_gate_failure(error: GateFailed, out: Path, *, source: str) -> Path:
+    """Write the stopped run's gate report to ``out/gate-failed.json``; return its path.
+
+    The scorecard files already in ``out`` are left as they are, so they remain
+    those of the last scored run, and ``previous_scorecard_kept`` records whether
+    there is one. The file is written to a temporary name and then renamed, so it
+    is never half-written.
+
+    Raises:
+        InputError: ``out`` or the file could not be written.
+    """
+    check_output_folder(out)
+    document = {
+        "org": error.org_id,
+        "source": source,
+        "as_of": None if error.as_of is None else _iso(error.as_of),
+        "stopped_at": _iso(dt.datetime.now(dt.UTC)),
+        "error": str(error),
+        "previous_scorecard_kept": (out / "scorecard.json").is_file(),
+        "gate": error.report.to_dict(),
+    }
+    target = out / GATE_FAILED_NAME
+    partial = out / f".{GATE_FAILED_NAME}.partial"
+    try:
+        partial.write_text(document_json(document) + "\n", encoding="utf-8")
+        os.replace(partial, target)
+    except OSError as exc:
+        partial.unlink(missing_ok=True)
+        msg = f"cannot write the gate report {str(target)!r}: {exc}"
+        raise InputError(msg) from None
+    return target
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
 
 
 def write_outputs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from flows.pipeline import ScoreRequest, run_score
@@ -69,15 +70,21 @@ def test_score_flow_stores_gate_failure(prefect_harness: None, tmp_path: Path) -
 
     case = CASES_DIR / "sf-export-business-hours"
     history = tmp_path / "history.duckdb"
+    out = tmp_path / "out"
     state = score_flow(
         path=str(case),
         config_path=str(case / "revalign.yaml"),
         as_of="2025-07-01T00:00:00Z",
         history_path=str(history),
+        out=str(out),
         return_state=True,
     )
 
     assert state.is_failed()
+    assert sorted(p.name for p in out.iterdir()) == ["gate-failed.json"]
+    saved = json.loads((out / "gate-failed.json").read_text(encoding="utf-8"))
+    assert saved["previous_scorecard_kept"] is False
+    assert saved["gate"]["passed"] is False
     with HistoryStore(history) as store:
         failures = store.failures("clock-rules")
         completed = store.completed_runs("clock-rules")

@@ -387,6 +387,39 @@ def test_score_command_records_gate_failure(tmp_path: Path) -> None:
         assert count(store, "gate_findings") == 4
 
 
+def test_gate_failure_keeps_scorecard_and_saves_report(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    history = tmp_path / "history.duckdb"
+    assert score_case("2025-07-15", history, out).exit_code == 0
+    scorecard = (out / "scorecard.json").read_bytes()
+
+    # On 1 July some of the case's activities are still in the future: critical.
+    stopped = score_case("2025-07-01", history, out)
+    assert stopped.exit_code == 3
+    assert (out / "scorecard.json").read_bytes() == scorecard
+    saved = out / "gate-failed.json"
+    assert (
+        f"Saved the gate report to {saved}; the previous scorecard there was kept."
+        in " ".join(stopped.stderr.split())
+    )
+    report = json.loads(saved.read_text(encoding="utf-8"))
+    assert report["org"] == "clock-rules"
+    assert report["source"] == "salesforce-export"
+    assert report["as_of"] == "2025-07-01T00:00:00Z"
+    assert report["previous_scorecard_kept"] is True
+    assert report["gate"]["passed"] is False
+    assert len(report["gate"]["findings"]) == 4
+    assert sorted(p.name for p in out.iterdir()) == [
+        "gate-failed.json",
+        "handoffs.csv",
+        "report.md",
+        "scorecard.json",
+    ]
+
+    assert score_case("2025-07-16", history, out).exit_code == 0
+    assert not saved.exists()
+
+
 def test_history_command_without_file(tmp_path: Path) -> None:
     missing = tmp_path / "none.duckdb"
     result = runner.invoke(app, ["history", "--org", "acme", "--db", str(missing)])
