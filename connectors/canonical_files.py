@@ -32,7 +32,9 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _typed_csv(path: Path, table: str, config: OrgConfig) -> pl.DataFrame:
+def _typed_csv(
+    path: Path, table: str, config: OrgConfig, zoneless: dict[str, int]
+) -> pl.DataFrame:
     frame = pl.read_csv(path, infer_schema=False)
     source = str(path)
     columns = {}
@@ -40,10 +42,12 @@ def _typed_csv(path: Path, table: str, config: OrgConfig) -> pl.DataFrame:
         if name not in frame.columns:
             continue
         if dtype == pl.Datetime("us", "UTC"):
-            columns[name], _ = parse_datetime(
+            columns[name], forms = parse_datetime(
                 frame, name, source=source, time_zone=config.calendar.time_zone,
                 date_order=config.source.locale_date_order,
             )  # fmt: skip
+            if sum(forms.values()):
+                zoneless[f"{path.name} {name}"] = sum(forms.values())
         elif dtype == pl.Date:
             columns[name] = parse_date(frame, name, source=source)
         elif dtype == pl.Boolean:
@@ -57,11 +61,26 @@ def _typed_csv(path: Path, table: str, config: OrgConfig) -> pl.DataFrame:
     return pl.DataFrame(columns) if columns else pl.DataFrame()
 
 
-def _typed_parquet(path: Path, table: str) -> pl.DataFrame:
+def _typed_parquet(
+    path: Path, table: str, config: OrgConfig, zoneless: dict[str, int]
+) -> pl.DataFrame:
+    """Read a Parquet table and cast its columns to the canonical types.
+
+    A timestamp column stored without a time zone is read in the org's time zone,
+    as zone-less CSV values are. Casting it straight to UTC would silently shift
+    every value by the zone's offset.
+    """
     frame = pl.read_parquet(path)
     for name, dtype in SCHEMAS[table].items():
         if name not in frame.columns:
             continue
+        column = frame[name]
+        if isinstance(column.dtype, pl.Datetime) and column.dtype.time_zone is None:
+            local = column.dt.replace_time_zone(
+                config.calendar.time_zone, ambiguous="earliest", non_existent="null"
+            )
+            frame = frame.with_columns(local.alias(name))
+            zoneless[f"{path.name} {name}"] = column.count()
         try:
             frame = frame.with_columns(pl.col(name).cast(dtype))
         except pl.exceptions.PolarsError:
@@ -90,12 +109,16 @@ def read_canonical(folder: Path, config: OrgConfig) -> CanonicalTables:
         msg = f"{folder}: leads.parquet or leads.csv not found; the leads table is required"
         raise InputError(msg)
     result = CanonicalTables(tables={})
+    zoneless: dict[str, int] = {}
     for table in SCHEMAS:
         path = _find(folder, table)
         if path is None:
             result.missing[table] = f"no {table} file"
             continue
-        frame = _typed_parquet(path, table) if path.suffix == ".parquet" else _typed_csv(path, table, config)
+        if path.suffix == ".parquet":
+            frame = _typed_parquet(path, table, config, zoneless)
+        else:
+            frame = _typed_csv(path, table, config, zoneless)
         absent = [name for name in REQUIRED_COLUMNS[table] if name not in frame.columns]
         if absent:
             msg = f"{path}: missing required column(s) {', '.join(absent)}; see connectors/schema.py"
@@ -103,6 +126,11 @@ def read_canonical(folder: Path, config: OrgConfig) -> CanonicalTables:
         result.tables[table] = conform(table, frame)
         result.counts[path.name] = frame.height
     _check_stages(folder, result)
+    for column, count in zoneless.items():
+        result.notes.append(
+            f"{column}: {count} value(s) had no time zone; read in the org's "
+            f"time zone {config.calendar.time_zone}"
+        )
     return result
 
 

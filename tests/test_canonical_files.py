@@ -85,3 +85,34 @@ def test_score_cli_reads_canonical_source(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.stderr
     assert '"sla_breach_rate"' in result.stdout
     assert (tmp_path / "out" / "scorecard.json").is_file()
+
+
+def test_naive_parquet_timestamps_read_in_org_zone(tmp_path: Path) -> None:
+    config = load_config(CLOCK_CASE / "revalign.yaml")
+    naive = dt.datetime(2025, 7, 1, 10, 0)  # noqa: DTZ001
+    leads = pl.DataFrame({"lead_id": ["L1"], "created_at": [naive]})
+    leads.write_parquet(tmp_path / "leads.parquet")
+    tables = read_canonical(tmp_path, config)
+    # 10:00 in New York in July (UTC-4) is 14:00 UTC.
+    expected = dt.datetime(2025, 7, 1, 14, tzinfo=dt.UTC)
+    assert tables["leads"]["created_at"][0] == expected
+    assert tables.notes == [
+        "leads.parquet created_at: 1 value(s) had no time zone; read in the org's "
+        "time zone America/New_York"
+    ]
+
+
+def test_zone_less_csv_values_noted(tmp_path: Path) -> None:
+    config = load_config(CLOCK_CASE / "revalign.yaml")
+    (tmp_path / "leads.csv").write_text(
+        "lead_id,created_at\nL1,2025-07-01 10:00:00\nL2,2025-07-01T10:00:00Z\n"
+    )
+    tables = read_canonical(tmp_path, config)
+    assert tables["leads"]["created_at"].to_list() == [
+        dt.datetime(2025, 7, 1, 14, tzinfo=dt.UTC),
+        dt.datetime(2025, 7, 1, 10, tzinfo=dt.UTC),
+    ]
+    assert tables.notes == [
+        "leads.csv created_at: 1 value(s) had no time zone; read in the org's "
+        "time zone America/New_York"
+    ]
