@@ -31,7 +31,11 @@ class CheckInput:
 
 @dataclass(frozen=True)
 class SuiteInput:
-    """One table's pandas frame and the checks to run on it."""
+    """One table's frame and the checks to run on it.
+
+    The gate builds it with a polars frame. great_expectations validates pandas
+    frames, so each validator converts the frame before validating it.
+    """
 
     table: str
     frame: Any

@@ -5,8 +5,10 @@ that import would compete with extraction for the interpreter lock, and the
 interpreter would then spend about 0.6 s tearing the imported modules down at
 exit. :class:`ValidationWorker` starts ``python -m expectations.worker`` before
 extraction, so the import runs on another core. When the tables are ready, the
-gate pickles them to the child's standard input. The child validates them,
-pickles the results to its standard output and exits without the teardown.
+gate sends them to the child's standard input in Arrow IPC format, which both
+sides convert without copying row by row. The child turns them into pandas
+frames as polars would, validates them, pickles the results to its standard
+output and exits without the teardown.
 
 The child hides sqlalchemy from great_expectations, which treats it as an
 optional extra: the gate validates pandas frames only, and skipping the import
@@ -19,8 +21,10 @@ Start the worker only in a process that has not imported great_expectations:
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.abc
 import importlib.machinery
+import io
 import os
 import pickle
 import subprocess
@@ -28,6 +32,7 @@ import sys
 import time
 from collections.abc import Sequence
 from types import ModuleType, TracebackType
+from typing import Any
 
 from expectations.exchange import CheckResult, GateError, SuiteInput
 
@@ -62,7 +67,11 @@ class ValidationWorker:
             GateError: the child stopped without results or could not evaluate
                 a check.
         """
-        payload = pickle.dumps(suites, protocol=pickle.HIGHEST_PROTOCOL)
+        encoded = [
+            dataclasses.replace(suite, frame=_arrow_bytes(suite.frame))
+            for suite in suites
+        ]
+        payload = pickle.dumps(encoded, protocol=pickle.HIGHEST_PROTOCOL)
         sent = time.time()
         output, errors = self._process.communicate(payload)
         if self._process.returncode != 0 or not output:
@@ -93,6 +102,24 @@ class ValidationWorker:
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _arrow_bytes(frame: Any) -> bytes:
+    """Write a polars frame as Arrow IPC with the types polars gives pandas."""
+    import polars as pl
+
+    buffer = io.BytesIO()
+    frame.write_ipc(buffer, compat_level=pl.CompatLevel.oldest())
+    return buffer.getvalue()
+
+
+def _pandas_frame(data: bytes) -> Any:
+    """Read Arrow IPC bytes into pandas as ``polars.DataFrame.to_pandas`` does."""
+    import pyarrow as pa
+    import pyarrow.ipc
+
+    table = pyarrow.ipc.open_file(pa.BufferReader(data)).read_all()
+    return table.to_pandas(date_as_object=False)
 
 
 def _stopped_message(returncode: int, errors: bytes) -> str:
@@ -141,8 +168,12 @@ def main() -> None:
         request = pickle.load(sys.stdin.buffer)
     except EOFError:
         os._exit(0)
+    decoded = [
+        dataclasses.replace(suite, frame=_pandas_frame(suite.frame))
+        for suite in request
+    ]
     try:
-        reply = ("ok", suites.validate(request), ready)
+        reply = ("ok", suites.validate(decoded), ready)
     except GateError as error:
         reply = ("error", str(error), ready)
     pickle.dump(reply, reply_channel, protocol=pickle.HIGHEST_PROTOCOL)

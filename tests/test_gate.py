@@ -551,7 +551,7 @@ def _missing_column_suite() -> list[SuiteInput]:
         expectation="ExpectColumnValuesToNotBeNull",
         kwargs={"column": "score"},
     )
-    frame = pl.DataFrame({"lead_id": ["L1"]}).to_pandas()
+    frame = pl.DataFrame({"lead_id": ["L1"]})
     return [SuiteInput(table="leads", frame=frame, checks=(check,))]
 
 
@@ -568,7 +568,7 @@ def test_check_that_cannot_run_names_itself(where: str) -> None:
 
 def test_worker_crash_becomes_gate_error() -> None:
     check = CheckInput(name="leads.x", expectation="ExpectNoSuchThing", kwargs={})
-    frame = pl.DataFrame({"lead_id": ["L1"]}).to_pandas()
+    frame = pl.DataFrame({"lead_id": ["L1"]})
     suite = SuiteInput(table="leads", frame=frame, checks=(check,))
     with ValidationWorker() as worker, pytest.raises(GateError) as caught:
         worker.validate([suite])
