@@ -2,51 +2,69 @@
 
 A warning lets scoring go on, but the values built on the flawed rows are less
 sure. :func:`flag_metrics` appends the warnings to the note of every measurable
-metric whose family reads the affected table, and lists their check names in the
-metric's ``details["data_quality_warnings"]``. :mod:`scoring.combine` then lowers
-the confidence of a dimension whose level relies on such a metric.
+metric that reads the flawed input, and lists their check names in the metric's
+``details["data_quality_warnings"]``. :mod:`scoring.combine` then lowers the
+confidence of a dimension whose level relies on such a metric.
 
-A finding affects its own table, except an unmapped status: revalign turns the
-status values into stage events through the mapping, so that finding affects
-``stage_events``.
+Which metrics a finding concerns (each metric's inputs are in
+:data:`metrics.measure.FAMILIES`):
+
+- a finding on a column concerns the metrics that read that column or its
+  whole table;
+- a finding on a table's id column concerns every metric reading the table,
+  because the metrics join and count rows by id;
+- an unmapped status concerns every metric reading stage events, because the
+  mapping turns statuses into stage events.
 """
 
 from __future__ import annotations
 
 import dataclasses
 
-from expectations.catalogue import CATALOGUE
+from expectations.catalogue import CATALOGUE, ID_COLUMNS
 from expectations.report import Finding, GateReport
 from metrics.result import WARNINGS_KEY, Metrics
 
-_RULE_AFFECTS = {"mapped": "stage_events"}
 _SPECS = {spec.name: spec for spec in CATALOGUE}
 
 
-def affected_table(finding: Finding) -> str:
-    """Return the canonical table whose metrics a finding weakens."""
+def affected_input(finding: Finding) -> tuple[str, str | None]:
+    """Return the table and column a finding flaws; ``None`` means the whole table."""
     spec = _SPECS.get(finding.expectation)
     if spec is None:
-        return finding.table
-    return _RULE_AFFECTS.get(spec.rule, spec.table)
+        return finding.table, None
+    if spec.rule == "mapped":
+        return "stage_events", None
+    if ID_COLUMNS.get(spec.table) == spec.column:
+        return spec.table, None
+    return spec.table, spec.column
+
+
+def reads_input(reads: frozenset[str], table: str, column: str | None) -> bool:
+    """Return whether a metric with inputs ``reads`` reads ``table.column``."""
+    if table in reads:
+        return True
+    if column is None:
+        return any(item.startswith(f"{table}.") for item in reads)
+    return f"{table}.{column}" in reads
 
 
 def flag_metrics(metrics: Metrics, report: GateReport) -> Metrics:
     """Return ``metrics`` with the report's warnings added to the affected metrics.
 
-    Metrics without a value, and metrics no warning touches, are returned as
-    they are.
+    Metrics without a value, and metrics no warning concerns, are returned as
+    they are. A metric's warnings are listed in the order of the report.
     """
-    by_table: dict[str, list[Finding]] = {}
-    for finding in report.warnings:
-        by_table.setdefault(affected_table(finding), []).append(finding)
-    if not by_table:
+    warnings = [(finding, affected_input(finding)) for finding in report.warnings]
+    if not warnings:
         return metrics
 
     flagged: Metrics = {}
     for key, metric in metrics.items():
         findings = [
-            f for table in sorted(metric.reads) for f in by_table.get(table, [])
+            finding
+            for finding, (table, column) in warnings
+            if reads_input(metric.reads, table, column)
         ]
         if not findings or not metric.measurable:
             flagged[key] = metric

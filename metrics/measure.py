@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import polars as pl
 
@@ -43,33 +43,96 @@ def _handoff_family(context: MeasureContext) -> Metrics:
 
 @dataclass(frozen=True)
 class Family:
-    """A metric family and the canonical tables whose rows feed its values."""
+    """A metric family and the canonical inputs that feed its values.
+
+    An input is a table (``"activities"``: any of its columns) or one column
+    (``"opportunities.amount"``). ``reads`` applies to every metric of the family
+    unless ``reads_by_metric`` names the metric.
+    """
 
     compute: MetricFamily
     reads: frozenset[str]
+    reads_by_metric: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def reads_of(self, key: str) -> frozenset[str]:
+        """Return the inputs of the metric ``key``."""
+        return self.reads_by_metric.get(key, self.reads)
 
 
-# The per-handoff frame comes from these tables, so every family built on it
-# reads them all.
+# The per-handoff frame joins these tables: stage events give the handoffs and
+# sales decisions, owner events and users the routing and clock zones, and
+# activities the sales touches.
 HANDOFF_TABLES = frozenset(
     {"leads", "stage_events", "owner_events", "activities", "users"}
 )
+STAGES = frozenset({"leads", "stage_events"})
+# Opportunities counted by when they were created; amounts and close dates are
+# listed where a metric reads them.
+OPPORTUNITIES = frozenset({"opportunities.opportunity_id", "opportunities.created_at"})
+AMOUNT = frozenset({"opportunities.amount"})
+CLOSE_DATE = frozenset({"opportunities.close_date"})
+ATTRIBUTION = frozenset({"leads", "touches", "accounts"}) | OPPORTUNITIES
+TARGET_ACCOUNTS = frozenset({"accounts"})
 
 FAMILIES: list[Family] = [
-    Family(_handoff_family, HANDOFF_TABLES),
+    Family(
+        _handoff_family,
+        HANDOFF_TABLES,
+        {
+            **dict.fromkeys(
+                (
+                    "handoff_count",
+                    "sal_rate",
+                    "decided_share",
+                    "undecided_share",
+                    "rejection_reason_share",
+                    "recycle_rate",
+                ),
+                STAGES,
+            ),
+            "untouched_share": STAGES | {"activities", "users"},
+            "routing_failure_rate": STAGES | {"owner_events", "users"},
+        },
+    ),
     Family(owner_response_metrics, HANDOFF_TABLES),
     Family(cadence_metrics, HANDOFF_TABLES),
-    Family(funnel_metrics, frozenset({"leads", "stage_events", "opportunities"})),
-    Family(volume_metrics, frozenset({"leads", "stage_events"})),
-    Family(context_metrics, frozenset({"leads", "stage_events", "touches"})),
+    Family(
+        funnel_metrics,
+        STAGES | OPPORTUNITIES | CLOSE_DATE,
+        dict.fromkeys(
+            (
+                "funnel_mql_to_sal",
+                "funnel_sal_to_sql",
+                "stage_velocity_mql_to_sal",
+                "stage_velocity_sal_to_sql",
+            ),
+            STAGES,
+        ),
+    ),
+    Family(volume_metrics, STAGES),
+    Family(context_metrics, STAGES | {"touches"}),
     Family(
         attribution_metrics,
-        frozenset({"leads", "touches", "campaigns", "opportunities", "accounts"}),
+        ATTRIBUTION,
+        {
+            "attribution_amount_coverage_share": ATTRIBUTION | AMOUNT,
+            "sourced_pipeline_share": ATTRIBUTION | AMOUNT,
+            "influenced_pipeline_share": ATTRIBUTION | AMOUNT | CLOSE_DATE,
+        },
     ),
-    Family(hygiene_metrics, frozenset({"leads", "stage_events"})),
+    Family(
+        hygiene_metrics,
+        STAGES,
+        {"unmapped_status_share": frozenset({"leads.lead_id", "leads.status_raw"})},
+    ),
     Family(
         planning_metrics,
-        frozenset({"leads", "stage_events", "opportunities", "accounts"}),
+        TARGET_ACCOUNTS | STAGES,
+        {
+            "target_account_list_present": TARGET_ACCOUNTS,
+            "target_account_opportunity_share": TARGET_ACCOUNTS | OPPORTUNITIES,
+            "target_account_pipeline_share": TARGET_ACCOUNTS | OPPORTUNITIES | AMOUNT,
+        },
     ),
 ]
 
@@ -79,9 +142,11 @@ def measure(
 ) -> tuple[Metrics, pl.DataFrame]:
     """Compute all metrics; returns them with the per-handoff frame behind them."""
     handoffs = build_handoffs(tables, config, as_of)
-    context = MeasureContext(tables=tables, config=config, as_of=as_of, handoffs=handoffs)
+    context = MeasureContext(
+        tables=tables, config=config, as_of=as_of, handoffs=handoffs
+    )
     metrics: Metrics = {}
     for family in FAMILIES:
         for key, value in family.compute(context).items():
-            metrics[key] = dataclasses.replace(value, reads=family.reads)
+            metrics[key] = dataclasses.replace(value, reads=family.reads_of(key))
     return metrics, handoffs

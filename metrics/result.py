@@ -19,8 +19,8 @@ class MetricValue:
     (a missing file or column, an empty population). ``population`` is the number
     of records the value was computed over, so a value built on 12 leads says so.
     ``details`` holds the counts and breakdowns behind the value. ``reads`` names
-    the canonical tables whose rows feed the value; :func:`metrics.measure.measure`
-    sets it from the metric's family.
+    the canonical inputs that feed the value, each a table (``"activities"``) or
+    a column (``"opportunities.amount"``); :func:`metrics.measure.measure` sets it.
     """
 
     key: str

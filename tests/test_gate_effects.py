@@ -10,10 +10,13 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from config.models import OrgConfig
-from expectations.effects import affected_table, flag_metrics
+from config.models import OrgConfig, load_config
+from connectors.demo import DEMO_AS_OF
+from expectations.effects import affected_input, flag_metrics, reads_input
 from expectations.report import Finding, GateReport
 from flows.cli import app
+from flows.pipeline import DEMO_CONFIG, ScoreRequest, run_score
+from metrics.measure import measure
 from metrics.result import MetricValue
 from scoring.rubric import load_rubric
 from scoring.scorecard import build_scorecard
@@ -52,16 +55,47 @@ def _metric(
 
 
 @pytest.mark.parametrize(
-    ("name", "table"),
+    ("name", "affected"),
     [
-        pytest.param("leads.status_raw.mapped", "stage_events", id="status-mapping"),
-        pytest.param("leads.lifecycle_raw.mapped", "stage_events", id="lifecycle"),
-        pytest.param("activities.owner_id.known_user", "activities", id="owner"),
-        pytest.param("leads.created_at.not_null", "leads", id="lead-date"),
+        pytest.param("leads.status_raw.mapped", ("stage_events", None), id="status"),
+        pytest.param(
+            "leads.lifecycle_raw.mapped", ("stage_events", None), id="lifecycle"
+        ),
+        pytest.param(
+            "activities.owner_id.known_user", ("activities", "owner_id"), id="owner"
+        ),
+        pytest.param("leads.lead_id.unique", ("leads", None), id="lead-id"),
+        pytest.param(
+            "opportunities.close_date.not_before_created",
+            ("opportunities", "close_date"),
+            id="close-date",
+        ),
     ],
 )
-def test_affected_table(name: str, table: str) -> None:
-    assert affected_table(_finding(name)) == table
+def test_affected_input(name: str, affected: tuple[str, str | None]) -> None:
+    assert affected_input(_finding(name)) == affected
+
+
+@pytest.mark.parametrize(
+    ("reads", "table", "column", "expected"),
+    [
+        pytest.param({"opportunities"}, "opportunities", "amount", True, id="table"),
+        pytest.param(
+            {"opportunities.amount"}, "opportunities", "amount", True, id="column"
+        ),
+        pytest.param(
+            {"opportunities.created_at"}, "opportunities", "amount", False, id="other"
+        ),
+        pytest.param(
+            {"opportunities.created_at"}, "opportunities", None, True, id="id-column"
+        ),
+        pytest.param({"leads"}, "opportunities", None, False, id="other-table"),
+    ],
+)
+def test_reads_input(
+    reads: set[str], table: str, column: str | None, expected: bool
+) -> None:
+    assert reads_input(frozenset(reads), table, column) is expected
 
 
 def test_flag_metrics_notes_reading_metric() -> None:
@@ -78,7 +112,7 @@ def test_flag_metrics_notes_reading_metric() -> None:
     assert flagged.value == 0.5
 
 
-def test_flag_metrics_appends_to_note_in_table_order() -> None:
+def test_flag_metrics_appends_to_note_in_report_order() -> None:
     metric = _metric("sal_rate", {"stage_events", "activities"}, note="5 of 9 leads")
     report = _report(
         _finding("leads.status_raw.mapped", failed=3),
@@ -87,12 +121,12 @@ def test_flag_metrics_appends_to_note_in_table_order() -> None:
     flagged = flag_metrics({"sal_rate": metric}, report)["sal_rate"]
     assert flagged.note == (
         "5 of 9 leads; data-quality warnings on its input: "
-        "activities.owner_id.known_user (2 of 40 activities rows), "
-        "leads.status_raw.mapped (3 of 40 leads rows)"
+        "leads.status_raw.mapped (3 of 40 leads rows), "
+        "activities.owner_id.known_user (2 of 40 activities rows)"
     )
     assert flagged.details["data_quality_warnings"] == [
-        "activities.owner_id.known_user",
         "leads.status_raw.mapped",
+        "activities.owner_id.known_user",
     ]
 
 
@@ -212,6 +246,92 @@ def test_cli_warning_in_metric_note(warned_demo: dict[str, Any]) -> None:
     )
 
 
+@pytest.fixture(scope="module")
+def demo_metrics() -> dict[str, MetricValue]:
+    tables = run_score(ScoreRequest(demo=True, run_gate=False)).tables
+    assert tables is not None
+    metrics, _ = measure(tables, load_config(DEMO_CONFIG), DEMO_AS_OF)
+    return metrics
+
+
+@pytest.mark.parametrize(
+    ("check", "flagged"),
+    [
+        pytest.param(
+            "opportunities.close_date.not_before_created",
+            [
+                "funnel_opportunity_to_won",
+                "funnel_sql_to_opportunity",
+                "influenced_pipeline_share",
+                "stage_velocity_opportunity_to_won",
+                "stage_velocity_sql_to_opportunity",
+            ],
+            id="close-date",
+        ),
+        pytest.param(
+            "opportunities.amount.non_negative",
+            [
+                "attribution_amount_coverage_share",
+                "influenced_pipeline_share",
+                "sourced_pipeline_share",
+                "target_account_pipeline_share",
+            ],
+            id="amount",
+        ),
+        pytest.param(
+            "leads.status_raw.mapped",
+            sorted(
+                [
+                    "handoff_count",
+                    "speed_to_lead_median_business_hours",
+                    "speed_to_lead_p90_business_hours",
+                    "speed_to_lead_median_calendar_hours",
+                    "speed_to_lead_p90_calendar_hours",
+                    "untouched_share",
+                    "sla_breach_rate",
+                    "sla_on_time_share",
+                    "sal_rate",
+                    "decided_share",
+                    "undecided_share",
+                    "rejection_reason_share",
+                    "recycle_rate",
+                    "routing_failure_rate",
+                    "owner_unanswered_share",
+                    "owner_response_median_business_hours",
+                    "owner_response_p90_business_hours",
+                    "cadence_compliance_share",
+                    "funnel_mql_to_sal",
+                    "funnel_sal_to_sql",
+                    "funnel_sql_to_opportunity",
+                    "funnel_opportunity_to_won",
+                        "stage_velocity_mql_to_sal",
+                    "stage_velocity_sal_to_sql",
+                    "stage_velocity_sql_to_opportunity",
+                    "stage_velocity_opportunity_to_won",
+                    "mql_volume_vs_target",
+                    "handoff_context_share",
+                    "stage_order_violation_share",
+                    "converted_flag_mismatch_count",
+                    "score_coverage_at_handoff",
+                    "target_account_mql_share",
+                ]
+            ),  # fmt: skip
+            id="status-mapping",
+        ),
+    ],
+)
+def test_demo_metrics_flagged_by_check(
+    demo_metrics: dict[str, MetricValue], check: str, flagged: list[str]
+) -> None:
+    result = flag_metrics(demo_metrics, _report(_finding(check)))
+    found = sorted(
+        key
+        for key, metric in result.items()
+        if metric.details.get("data_quality_warnings")
+    )
+    assert found == flagged
+
+
 def test_cli_warning_lowers_handoff_confidences(warned_demo: dict[str, Any]) -> None:
     confidence = {
         dimension["key"]: dimension["confidence"]
@@ -232,7 +352,6 @@ def test_cli_warning_named_in_confidence_reasons(warned_demo: dict[str, Any]) ->
     assert handoff["confidence_reasons"] == [
         "measured weight 0.7",
         "smallest population 2091",
-        "data-quality warnings on the input of routing_failure_rate, sal_rate, "
-        "speed_to_lead_median_business_hours",
+        "data-quality warnings on the input of speed_to_lead_median_business_hours",
         "11 survey answers",
     ]
