@@ -23,6 +23,7 @@ from connectors.hubspot_values import (
     parse_times,
 )
 from connectors.schema import CanonicalTables, conform
+from connectors.values import redact_counts
 
 EMAIL_DIRECTIONS = {
     "EMAIL": "outbound",
@@ -75,8 +76,8 @@ def canonical_from_portal(raw: RawPortal, config: OrgConfig) -> CanonicalTables:
     result.tables["accounts"] = conform("accounts", _accounts(raw, config))
     _marketing(raw, history, leads, time_zone, result)
 
-    result.unmapped_statuses = contacts_module.unmapped_values(
-        contacts, history, config
+    result.unmapped_statuses = redact_counts(
+        contacts_module.unmapped_values(contacts, history, config)
     )
     result.status_mapping = config.hubspot.stages.resolved()[1]
     result.counts = {name: frame.height for name, frame in raw.objects.items()}

@@ -18,6 +18,7 @@ from connectors.values import (
     parse_date,
     parse_datetime,
     parse_number,
+    redact_counts,
 )
 
 # User and queue ids: LeadHistory owner changes come as a names row and an ids row.
@@ -332,7 +333,8 @@ def _stage_and_owner_events(
 
     counts = statuses.drop_nulls().group_by("raw").len()
     unmapped = counts.filter(~pl.col("raw").is_in(list(mapping)))
-    result.unmapped_statuses = dict(zip(unmapped["raw"], unmapped["len"]))
+    found = dict(zip(unmapped["raw"], unmapped["len"]))
+    result.unmapped_statuses = redact_counts(found)
     result.tables["leads"] = conform("leads", leads)
 
 

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
+from connectors.values import redact_text
+
 UTC = pl.Datetime("us", "UTC")
 
 STAGES = ("mql", "sal", "sql", "rejected", "recycled", "opportunity", "customer")
@@ -140,7 +142,17 @@ def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
         pl.col(name).cast(dtype) if name in frame.columns else pl.lit(None, dtype)
         for name, dtype in schema.items()
     ]
-    return frame.select([c.alias(n) for c, n in zip(columns, schema.names())])
+    conformed = frame.select([c.alias(n) for c, n in zip(columns, schema.names())])
+    free_text = FREE_TEXT_COLUMNS.get(table, ())
+    return conformed.with_columns(redact_text(name) for name in free_text)
+
+
+# Columns that hold text typed in the CRM (picklist values, rejection reasons),
+# which can carry a phone number or an e-mail address; conform() redacts them.
+FREE_TEXT_COLUMNS = {
+    "leads": ("status_raw", "lifecycle_raw"),
+    "stage_events": ("raw_value", "reason"),
+}
 
 
 @dataclass

@@ -28,6 +28,10 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 _PHONE = re.compile(r"^\s*\+|^\s*\(\d{3}\)|\d{3}[-. ]\d{3}[-. ]\d{4}")
 
 
+EMAIL_PLACEHOLDER = "<e-mail address>"
+PHONE_PLACEHOLDER = "<phone number>"
+
+
 def redact(value: object) -> str:
     """Return ``repr(value)`` unless it looks like an e-mail address or phone number.
 
@@ -36,10 +40,40 @@ def redact(value: object) -> str:
     """
     text = str(value)
     if _EMAIL.search(text):
-        return "<e-mail address>"
+        return EMAIL_PLACEHOLDER
     if sum(ch.isdigit() for ch in text) >= 7 and _PHONE.search(text):
-        return "<phone number>"
+        return PHONE_PLACEHOLDER
     return repr(value)
+
+
+def redact_text(column: str) -> pl.Expr:
+    """Replace the values of a text column that look personal by a placeholder.
+
+    It applies the rule of :func:`redact` to a whole column. A value containing an
+    e-mail address becomes ``<e-mail address>``. A value with seven digits or more
+    in a phone number's shape becomes ``<phone number>``. Other values are kept.
+    """
+    text = pl.col(column)
+    return (
+        pl.when(text.str.contains(_EMAIL.pattern))
+        .then(pl.lit(EMAIL_PLACEHOLDER))
+        .when(
+            (text.str.count_matches(r"\d") >= 7) & text.str.contains(_PHONE.pattern)
+        )
+        .then(pl.lit(PHONE_PLACEHOLDER))
+        .otherwise(text)
+        .alias(column)
+    )
+
+
+def redact_counts(counts: dict[str, int]) -> dict[str, int]:
+    """Return value counts with personal-looking values merged under placeholders."""
+    redacted: dict[str, int] = {}
+    for value, count in counts.items():
+        printed = redact(value)
+        key = value if printed == repr(value) else printed
+        redacted[key] = redacted.get(key, 0) + count
+    return redacted
 
 
 def _row_numbers(frame: pl.DataFrame, bad: pl.Expr) -> pl.DataFrame:

@@ -12,7 +12,7 @@ import pytest
 from config.models import OrgConfig, load_config
 from connectors.errors import InputError
 from connectors.salesforce_export import read_export
-from connectors.values import parse_datetime
+from connectors.values import parse_datetime, redact_counts
 from tests.conftest import CASES_DIR
 
 UTC = dt.UTC
@@ -215,3 +215,29 @@ def test_time_zones_of_users_and_leads(tmp_path: Path) -> None:
     tables = read_export(tmp_path, config)
     assert tables["leads"]["time_zone"].to_list() == ["Europe/Berlin", None]
     assert tables["users"]["time_zone"].to_list() == ["America/Los_Angeles", None]
+
+
+def test_status_values_that_look_personal_are_redacted(tmp_path: Path) -> None:
+    _write(
+        tmp_path,
+        "Lead.csv",
+        "Id,Status\n00Q1,New\n00Q2,call Zorbald +1 555 017 9999\n"
+        "00Q3,ask zorbald@example.com\n00Q4,Parked\n",
+    )
+    tables = read_export(tmp_path, OrgConfig())
+    assert tables["leads"]["status_raw"].to_list() == [
+        "New",
+        "<phone number>",
+        "<e-mail address>",
+        "Parked",
+    ]
+    assert tables.unmapped_statuses == {
+        "<phone number>": 1,
+        "<e-mail address>": 1,
+        "Parked": 1,
+    }
+
+
+def test_redact_counts_merges_placeholders() -> None:
+    counts = {"+1 555 017 9999": 2, "(850) 644-4200": 1, "Working": 4}
+    assert redact_counts(counts) == {"<phone number>": 3, "Working": 4}
