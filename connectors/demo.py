@@ -182,7 +182,7 @@ class _Context:
             zone=zone,
             day_starts=starts.to_numpy().astype(np.float64),
             weekdays=days.dt.weekday().to_numpy(),
-            holidays=days.is_in(closed.cast(pl.Date)).to_numpy(),
+            holidays=days.is_in(closed.cast(pl.Date).implode()).to_numpy(),
         )
 
     def new_ids(self, prefix: str, count: int) -> pl.Series:

@@ -62,7 +62,7 @@ class BusinessCalendar:
             {"day": pl.date_range(first, last, interval="1d", eager=True)}
         ).filter(
             pl.col("day").dt.weekday().is_in(weekdays)
-            & ~pl.col("day").is_in(pl.Series(closed, dtype=pl.Date))
+            & ~pl.col("day").is_in(pl.Series(closed, dtype=pl.Date).implode())
         )
 
         def local(time: dt.time) -> pl.Expr:
