@@ -51,10 +51,11 @@ EXAMPLE_COLUMNS = {
 FIXES = {
     "not_null": "Fill {column} in the CRM or include the field in the export; "
     "rows without it are left out of the metrics that need it.",
-    "unique": "Merge or delete the duplicate {table} records in the CRM, or fix the "
-    "export so that each record appears once.",
-    "not_after_as_of": "Check --as-of and calendar.time_zone in the org config; a "
-    "{column} later than the as-of time means a wrong zone or a bad date in the CRM.",
+    "unique": "Merge or delete the duplicate records in the CRM, or fix the "
+    "export so that each record of the {table} table appears once.",
+    "not_after_as_of": "Check --as-of and calendar.time_zone in the org config: "
+    "{column} values later than the as-of time mean a wrong zone or bad dates in "
+    "the CRM.",
     "not_before_floor": "Correct the placeholder dates in the CRM, or set "
     "gate.earliest_date lower if such old records are real.",
     "mapped": "Map each value in the org config's stage mapping, to a stage or to "

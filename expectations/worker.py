@@ -5,9 +5,9 @@ that import would compete with extraction for the interpreter lock, and the
 interpreter would then spend about 0.6 s tearing the imported modules down at
 exit. :class:`ValidationWorker` starts ``python -m expectations.worker`` before
 extraction, so the import runs on another core. When the tables are ready, the
-gate sends them to the child's standard input in Arrow IPC format, which both
-sides convert without copying row by row. The child turns them into pandas
-frames as polars would, validates them, pickles the results to its standard
+gate sends them to the child's standard input in Arrow IPC format, a columnar
+format that polars writes and pyarrow reads quickly. The child turns them into
+pandas frames as polars would, validates them, pickles the results to its standard
 output and exits without the teardown.
 
 The child hides sqlalchemy from great_expectations, which treats it as an
@@ -123,14 +123,23 @@ def _pandas_frame(data: bytes) -> Any:
 
 
 def _stopped_message(returncode: int, errors: bytes) -> str:
+    """Describe a child that exited without a reply, with its last error line."""
     from connectors.values import redact
 
+    if returncode < 0:
+        return (
+            f"the great_expectations validation process was stopped by signal "
+            f"{-returncode} before returning results; if the machine ran out of "
+            f"memory, free some and run again"
+        )
     lines = errors.decode("utf-8", "replace").strip().splitlines()
     last = redact(lines[-1]) if lines else "no error output"
     return (
-        f"the great_expectations validation process stopped with status "
-        f"{returncode} before returning results ({last}). Run again; if it "
-        f"happens again, report the bug"
+        f"the great_expectations validation process failed with status "
+        f"{returncode} before returning results ({last}). To see the whole error, "
+        f"run: {sys.executable} -P -m expectations.worker < /dev/null. Settings "
+        f"such as PYTHONWARNINGS=error or PYTHONOPTIMIZE=2 stop great_expectations "
+        f"from loading; otherwise report the bug"
     )
 
 
@@ -157,7 +166,9 @@ def main() -> None:
     import had finished. A closed standard input without a request means the
     parent no longer needs the child, which then exits quietly.
     """
-    reply_channel = os.fdopen(os.dup(sys.stdout.fileno()), "wb")
+    # A raw descriptor, not a file object, so an import failure leaves no
+    # unclosed file to warn about after the real error.
+    reply_fd = os.dup(sys.stdout.fileno())
     os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
     sys.meta_path.insert(0, _HidingFinder())
 
@@ -176,8 +187,8 @@ def main() -> None:
         reply = ("ok", suites.validate(decoded), ready)
     except GateError as error:
         reply = ("error", str(error), ready)
-    pickle.dump(reply, reply_channel, protocol=pickle.HIGHEST_PROTOCOL)
-    reply_channel.flush()
+    with os.fdopen(reply_fd, "wb") as reply_channel:
+        pickle.dump(reply, reply_channel, protocol=pickle.HIGHEST_PROTOCOL)
     sys.stderr.flush()
     # Skip the interpreter's teardown of the imported modules; nothing is left
     # to flush.

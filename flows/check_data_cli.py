@@ -44,6 +44,9 @@ def check_data_command(
     ] = False,
 ) -> None:
     """Check the data behind a score: ids, timestamps, references and mappings."""
+    from flows.cli import exit_cleanly_on_sigterm
+
+    exit_cleanly_on_sigterm()
     from config.models import load_config
     from expectations.gate import run_gate, start_validator
     from flows.pipeline import ScoreRequest, parse_as_of, resolve_as_of

@@ -10,7 +10,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -71,6 +73,22 @@ def main(
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
 
 
+def exit_cleanly_on_sigterm() -> None:
+    """Turn SIGTERM into a normal exit with status 143, so cleanup code runs.
+
+    Python's default SIGTERM action ends the process at once, which would leave
+    the run's temporary folder behind and the validation worker running until it
+    notices. Outside the main thread signal handlers cannot be set; nothing
+    changes there.
+    """
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _raise_exit)
+
+
+def _raise_exit(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
 @app.command()
 def score(
     demo: Annotated[
@@ -114,6 +132,7 @@ def score(
     ] = None,
 ) -> None:
     """Score one org and write its scorecard (the main job)."""
+    exit_cleanly_on_sigterm()
     from flows.pipeline import (
         GateFailed,
         build_request,
@@ -141,7 +160,7 @@ def score(
     except GateFailed as error:
         if error.report is not None:
             errors.print(error.report.render_table())
-            _save_gate_failure(error, request, out)
+            _save_gate_failure(error, request, out, as_json=as_json)
         store_failed(request, error, history)
         raise fail(error) from None
     except RevalignError as error:
@@ -173,11 +192,14 @@ def score(
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
-def _save_gate_failure(error: Any, request: Any, out: Path) -> None:
+def _save_gate_failure(
+    error: Any, request: Any, out: Path, *, as_json: bool
+) -> None:
     """Write the stopped run's gate report into ``out`` and print its path.
 
-    A failure to write it is printed as a warning, so the gate's error stays the
-    one reported.
+    With ``--json`` the same record is also printed on standard output. A failure
+    to write the file is printed as a warning, so the gate's error stays the one
+    reported.
     """
     from flows.pipeline import write_gate_failure
 
@@ -187,6 +209,8 @@ def _save_gate_failure(error: Any, request: Any, out: Path) -> None:
     except RevalignError as exc:
         errors.print(f"warning: {exc}", highlight=False, markup=False)
         return
+    if as_json:
+        typer.echo(path.read_text(encoding="utf-8"), nl=False)
     if (out / "scorecard.json").is_file():
         scorecard_state = "the previous scorecard there was kept"
     else:

@@ -413,6 +413,21 @@ def publish_outputs(staging: Path, out: Path) -> list[Path]:
     return [out / name for name in OUTPUT_NAMES]
 
 
+def gate_failure_document(
+    error: GateFailed, *, source: str, scorecard_kept: bool
+) -> dict[str, Any]:
+    """Return the JSON-ready record of a run the gate stopped."""
+    return {
+        "org": error.org_id,
+        "source": source,
+        "as_of": None if error.as_of is None else _iso(error.as_of),
+        "stopped_at": _iso(dt.datetime.now(dt.UTC)),
+        "error": str(error),
+        "previous_scorecard_kept": scorecard_kept,
+        "gate": error.report.to_dict(),
+    }
+
+
 def write_gate_failure(error: GateFailed, out: Path, *, source: str) -> Path:
     """Write the stopped run's gate report to ``out/gate-failed.json``; return its path.
 
@@ -425,15 +440,9 @@ def write_gate_failure(error: GateFailed, out: Path, *, source: str) -> Path:
         InputError: ``out`` or the file could not be written.
     """
     check_output_folder(out)
-    document = {
-        "org": error.org_id,
-        "source": source,
-        "as_of": None if error.as_of is None else _iso(error.as_of),
-        "stopped_at": _iso(dt.datetime.now(dt.UTC)),
-        "error": str(error),
-        "previous_scorecard_kept": (out / "scorecard.json").is_file(),
-        "gate": error.report.to_dict(),
-    }
+    document = gate_failure_document(
+        error, source=source, scorecard_kept=(out / "scorecard.json").is_file()
+    )
     target = out / GATE_FAILED_NAME
     partial = out / f".{GATE_FAILED_NAME}.partial"
     try:

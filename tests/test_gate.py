@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -574,9 +577,10 @@ def test_worker_crash_becomes_gate_error() -> None:
         worker.validate([suite])
     message = str(caught.value)
     assert message.startswith(
-        "the great_expectations validation process stopped with status 1 before "
+        "the great_expectations validation process failed with status 1 before "
         "returning results ("
     )
+    assert "-P -m expectations.worker < /dev/null" in message
     assert "AttributeError" in message
     assert "ExpectNoSuchThing" in message
 
@@ -645,3 +649,42 @@ def test_demo_org_passes_gate_cleanly() -> None:
     assert gate["skipped"] == {
         "leads.lifecycle_raw.mapped": "no lifecycle_raw values in the source"
     }
+
+
+def _workers_with_tmpdir(tmpdir: Path) -> list[int]:
+    """Return the ids of running validation workers whose TMPDIR is ``tmpdir``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            command = (proc / "cmdline").read_bytes()
+            environment = (proc / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"expectations.worker" in command and (
+            f"TMPDIR={tmpdir}".encode() in environment.split(b"\0")
+        ):
+            found.append(int(proc.name))
+    return found
+
+
+def test_sigterm_stops_worker_and_cleans_up(tmp_path: Path) -> None:
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    revalign = Path(sys.executable).parent / "revalign"
+    run = subprocess.Popen(
+        [str(revalign), "score", "--demo", "--out", str(tmp_path / "out")],
+        env={**os.environ, "TMPDIR": str(tmpdir)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not _workers_with_tmpdir(tmpdir) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _workers_with_tmpdir(tmpdir)
+
+    run.send_signal(signal.SIGTERM)
+    assert run.wait(timeout=60) == 143
+    assert _workers_with_tmpdir(tmpdir) == []
+    assert list(tmpdir.iterdir()) == []

@@ -416,6 +416,9 @@ def test_gate_failure_keeps_scorecard_and_saves_report(tmp_path: Path) -> None:
         "scorecard.json",
     ]
 
+    # score_case passes --json, so the record is printed on standard output too.
+    assert json.loads(stopped.stdout) == report
+
     assert score_case("2025-07-16", history, out).exit_code == 0
     assert not saved.exists()
 
