@@ -102,7 +102,11 @@ def score(
         ),
     ] = None,
     path: Annotated[
-        Path | None, typer.Option(help="Export folder (for salesforce-export).")
+        Path | None,
+        typer.Option(
+            help="Folder to read: a Salesforce export (salesforce-export) or "
+            "canonical files (canonical)."
+        ),
     ] = None,
     config: Annotated[
         Path | None, typer.Option(help="Org config YAML (see config/example-org.yaml).")
@@ -112,7 +116,10 @@ def score(
     ] = None,
     as_of: Annotated[
         str | None,
-        typer.Option(help="When the data was extracted, ISO 8601; default: extraction time."),
+        typer.Option(
+            help="When the data was extracted, ISO 8601; default: the API "
+            "extraction time, or for a folder its newest timestamp."
+        ),
     ] = None,
     out: Annotated[
         Path, typer.Option(help="Folder for scorecard.json, report.md and handoffs.csv.")

@@ -166,20 +166,38 @@ def extract_step(
     return extract(request.source, source_request), None, None
 
 
+# The timestamp that places each table's rows in time.
+TIME_COLUMNS = {
+    "leads": "created_at",
+    "stage_events": "entered_at",
+    "owner_events": "assigned_at",
+    "activities": "occurred_at",
+    "opportunities": "created_at",
+    "opportunity_history": "changed_at",
+    "touches": "touched_at",
+}
+
+
 def newest_timestamp(tables: CanonicalTables) -> dt.datetime | None:
     """Return the newest timestamp in the canonical tables, or ``None`` if there is none."""
-    columns = {
-        "leads": "created_at",
-        "stage_events": "entered_at",
-        "owner_events": "assigned_at",
-        "activities": "occurred_at",
-        "opportunities": "created_at",
-        "opportunity_history": "changed_at",
-        "touches": "touched_at",
-    }
-    newest = [tables[table][column].max() for table, column in columns.items()]
+    newest = [tables[table][column].max() for table, column in TIME_COLUMNS.items()]
     newest = [value for value in newest if value is not None]
     return max(newest) if newest else None
+
+
+def newest_record(tables: CanonicalTables) -> str:
+    """Describe the row holding the newest timestamp: its table, column and id."""
+    from expectations.catalogue import EXAMPLE_COLUMNS
+
+    newest = newest_timestamp(tables)
+    for table, column in TIME_COLUMNS.items():
+        frame = tables[table]
+        if frame.is_empty() or frame[column].max() != newest:
+            continue
+        id_column = EXAMPLE_COLUMNS[table]
+        record = frame.filter(pl.col(column) == newest)[id_column][0]
+        return f"{table}.{column} of record {record!r}"
+    return "no record"
 
 
 # An as-of time later than this after the clock's now is a typo or a bad record.
@@ -214,8 +232,9 @@ def resolve_as_of(
         raise InputError(msg)
     if newest > latest:
         msg = (
-            f"the newest timestamp in the data, {newest.isoformat()}, is in the future, "
-            "so it cannot serve as the as-of time; fix that record or pass --as-of"
+            f"the newest timestamp in the data, {newest.isoformat()}, is in the future "
+            f"({newest_record(extracted.tables)}), so it cannot serve as the as-of "
+            "time; fix that record in the CRM or pass --as-of"
         )
         raise InputError(msg)
     return newest, "the newest timestamp in the data (pass --as-of to set it)"

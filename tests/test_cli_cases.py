@@ -304,7 +304,10 @@ def test_future_record_cannot_set_as_of(tmp_path: Path) -> None:
     lead.write_text(lead.read_text().replace("2025-03-07T21:00:00.000+0000", "2031-01-01T00:00:00Z", 1))
     code, _, stderr = score("--path", str(folder), "--config", str(folder / "revalign.yaml"), "--out", str(tmp_path / "out"))
     assert code == 2
-    assert "the newest timestamp in the data, 2031-01-01T00:00:00+00:00, is in the future" in " ".join(stderr.split())
+    assert (
+        "the newest timestamp in the data, 2031-01-01T00:00:00+00:00, is in the future "
+        "(leads.created_at of record '00Q5g00000LeadL1AA')"
+    ) in " ".join(stderr.split())
 
 
 def test_reader_closing_pipe_early_exits_zero(tmp_path: Path) -> None:
