@@ -7,8 +7,9 @@ cold, as in a real ``revalign`` run, and the time is the whole process's, from
 start to exit, as a user waits for it:
 
 - ``no-gate``: the run without the gate, the baseline;
-- ``worker``: the gate as ``revalign score`` runs it, with a validation worker
-  started before extraction (:func:`expectations.gate.start_validator`);
+- ``worker``: the gate as ``revalign score`` runs it: the validation worker is
+  started first (:func:`expectations.worker.prestart`), then the command-line
+  app is imported and the run starts;
 - ``in-process``: the gate in the scoring process, imported after extraction.
 
 Without ``--leads`` the run is the demo run, ``run_score(ScoreRequest(demo=True))``.
@@ -37,7 +38,15 @@ SCENARIOS = ("no-gate", "worker", "in-process")
 
 
 def run_scenario(scenario: str, folder: Path | None, as_of: dt.datetime | None) -> None:
-    """Run one scenario in this process and print its step timings as JSON."""
+    """Run one scenario in this process and print its step timings as JSON.
+
+    Every scenario imports the command-line app first, as ``revalign`` does.
+    """
+    if scenario == "worker":
+        from expectations.worker import prestart
+
+        prestart()
+    import flows.cli  # noqa: F401
     from expectations.gate import run_gate, start_validator
 
     timings: dict[str, float] = {}
@@ -74,9 +83,9 @@ def run_scenario(scenario: str, folder: Path | None, as_of: dt.datetime | None) 
 def main() -> None:
     """Run every scenario ``--repeat`` times in fresh interpreters; print the timings.
 
-    Each scenario's line gives the median and fastest whole-process time and what
-    the gate added to the ``no-gate`` baseline by each; on a shared machine the
-    fastest runs are the better estimate.
+    Each scenario's line gives the median and fastest whole-process time, and
+    what the gate added to the ``no-gate`` baseline by each. On a shared machine
+    the fastest runs are the better estimate.
     """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--leads", type=int)

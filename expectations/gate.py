@@ -79,8 +79,11 @@ def start_validator() -> Validator:
     """
     if "great_expectations" in sys.modules:
         return InProcessValidator()
-    from expectations.worker import ValidationWorker
+    from expectations.worker import ValidationWorker, take_prestarted
 
+    prestarted = take_prestarted()
+    if prestarted is not None:
+        return prestarted
     try:
         return ValidationWorker()
     except OSError as error:

@@ -16,19 +16,23 @@ saves about 0.2 s. The child's standard output is kept for the reply; anything
 else it prints goes to its standard error.
 
 Start the worker only in a process that has not imported great_expectations:
-:func:`expectations.gate.start_validator` makes that choice.
+:func:`expectations.gate.start_validator` makes that choice, and takes the
+worker :func:`prestart` started, if any.
 """
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import importlib.abc
 import importlib.machinery
 import io
 import os
 import pickle
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from types import ModuleType, TracebackType
@@ -37,6 +41,10 @@ from typing import Any
 from expectations.exchange import CheckResult, GateError, SuiteInput
 
 HIDDEN_PACKAGES = ("sqlalchemy",)
+PARENT_OPTION = "--exit-with-parent"
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+
+_prestarted: ValidationWorker | None = None
 
 
 class ValidationWorker:
@@ -50,6 +58,8 @@ class ValidationWorker:
         # -P keeps the working directory off the child's sys.path, so a folder
         # named "expectations" there cannot shadow this package.
         command = [sys.executable, "-P", "-m", "expectations.worker"]
+        if threading.current_thread() is threading.main_thread():
+            command += [PARENT_OPTION, str(os.getpid())]
         self._process = subprocess.Popen(
             command,
             stdin=subprocess.PIPE,
@@ -104,6 +114,35 @@ class ValidationWorker:
         self.close()
 
 
+def prestart() -> None:
+    """Start a worker now for the next :func:`take_prestarted` in this process.
+
+    The ``revalign`` command calls it before importing the rest of revalign, so
+    the child's import also overlaps with the parent's. A worker that is never
+    taken is stopped when the process exits. Calling it again does nothing.
+    """
+    global _prestarted
+    if _prestarted is not None:
+        return
+    try:
+        _prestarted = ValidationWorker()
+    except OSError:
+        return
+    atexit.register(_stop_prestarted)
+
+
+def take_prestarted() -> ValidationWorker | None:
+    """Return the worker :func:`prestart` started, once; ``None`` if there is none."""
+    global _prestarted
+    worker, _prestarted = _prestarted, None
+    return worker
+
+
+def _stop_prestarted() -> None:
+    if _prestarted is not None:
+        _prestarted.close()
+
+
 def _arrow_bytes(frame: Any) -> bytes:
     """Write a polars frame as Arrow IPC with the types polars gives pandas."""
     import polars as pl
@@ -143,6 +182,24 @@ def _stopped_message(returncode: int, errors: bytes) -> str:
     )
 
 
+def _exit_with_parent(arguments: list[str]) -> None:
+    """On Linux, have the kernel kill this process as soon as its parent dies.
+
+    Without it, a parent killed by a signal leaves the child importing until it
+    reads the end of its input, a second or more later. The parent passes its
+    process id only when it started the child from its main thread, because the
+    kernel sends the signal when the starting thread ends.
+    """
+    if sys.platform != "linux" or arguments[:1] != [PARENT_OPTION]:
+        return
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != int(arguments[1]):
+        os._exit(0)
+
+
 class _HidingFinder(importlib.abc.MetaPathFinder):
     """Make the packages in :data:`HIDDEN_PACKAGES` fail to import, as if absent."""
 
@@ -166,6 +223,7 @@ def main() -> None:
     import had finished. A closed standard input without a request means the
     parent no longer needs the child, which then exits quietly.
     """
+    _exit_with_parent(sys.argv[1:])
     # A raw descriptor, not a file object, so an import failure leaves no
     # unclosed file to warn about after the real error.
     reply_fd = os.dup(sys.stdout.fileno())

@@ -44,7 +44,7 @@ def check_data_command(
     ] = False,
 ) -> None:
     """Check the data behind a score: ids, timestamps, references and mappings."""
-    from flows.cli import exit_cleanly_on_sigterm
+    from flows.entry import exit_cleanly_on_sigterm
 
     exit_cleanly_on_sigterm()
     from config.models import load_config

@@ -10,9 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import sys
-import threading
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,6 +18,7 @@ import typer
 from rich.console import Console
 
 from connectors.errors import RevalignError
+from flows.entry import exit_cleanly_on_sigterm
 
 app = typer.Typer(
     name="revalign",
@@ -71,22 +70,6 @@ def main(
     )
     # great_expectations logs every function it registers at INFO; keep -v readable.
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-
-
-def exit_cleanly_on_sigterm() -> None:
-    """Turn SIGTERM into a normal exit with status 143, so cleanup code runs.
-
-    Python's default SIGTERM action ends the process at once, which would leave
-    the run's temporary folder behind and the validation worker running until it
-    notices. Outside the main thread signal handlers cannot be set; nothing
-    changes there.
-    """
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _raise_exit)
-
-
-def _raise_exit(signum: int, frame: object) -> None:
-    raise SystemExit(128 + signum)
 
 
 @app.command()

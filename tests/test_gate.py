@@ -39,6 +39,7 @@ from expectations.prepare import plan_gate
 from expectations.report import Finding, GateReport
 from expectations.worker import ValidationWorker
 from flows.cli import app
+from flows.entry import _runs_gate
 from flows.pipeline import ScoreRequest, run_score
 from tests.conftest import CASES_DIR
 
@@ -688,3 +689,55 @@ def test_sigterm_stops_worker_and_cleans_up(tmp_path: Path) -> None:
     assert run.wait(timeout=60) == 143
     assert _workers_with_tmpdir(tmpdir) == []
     assert list(tmpdir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("arguments", "gated"),
+    [
+        pytest.param(["score", "--demo"], True, id="score"),
+        pytest.param(["-v", "score", "--demo"], True, id="verbose-score"),
+        pytest.param(["check", "data", "--path", "x"], True, id="check-data"),
+        pytest.param(["check", "salesforce"], False, id="check-salesforce"),
+        pytest.param(["score", "--help"], False, id="help"),
+        pytest.param(["history", "--org", "score"], False, id="history"),
+        pytest.param([], False, id="nothing"),
+    ],
+)
+def test_entry_runs_gate(arguments: list[str], gated: bool) -> None:
+    assert _runs_gate(arguments) is gated
+
+
+def test_entry_stops_untaken_worker_at_exit(tmp_path: Path) -> None:
+    revalign = Path(sys.executable).parent / "revalign"
+    finished = subprocess.run(
+        [str(revalign), "score", "--no-such-option"],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert finished.returncode == 2
+    assert "No such option: --no-such-option" in finished.stderr
+    assert _workers_with_tmpdir(tmp_path) == []
+
+
+def test_sigkill_of_parent_ends_worker(tmp_path: Path) -> None:
+    revalign = Path(sys.executable).parent / "revalign"
+    run = subprocess.Popen(
+        [str(revalign), "score", "--demo", "--out", str(tmp_path / "out")],
+        env={**os.environ, "TMPDIR": str(tmp_path)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while not _workers_with_tmpdir(tmp_path) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert _workers_with_tmpdir(tmp_path)
+
+    run.kill()
+    assert run.wait(timeout=60) == -signal.SIGKILL
+    # The worker's import alone takes over a second, so a worker that outlived
+    # its parent would still be listed after this wait.
+    time.sleep(0.5)
+    assert _workers_with_tmpdir(tmp_path) == []
