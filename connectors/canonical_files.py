@@ -126,12 +126,32 @@ def read_canonical(folder: Path, config: OrgConfig) -> CanonicalTables:
         result.tables[table] = conform(table, frame)
         result.counts[path.name] = frame.height
     _check_stages(folder, result)
+    result.unmapped_statuses = _unmapped_statuses(result["leads"], config)
     for column, count in zoneless.items():
         result.notes.append(
             f"{column}: {count} value(s) had no time zone; read in the org's "
             f"time zone {config.calendar.time_zone}"
         )
     return result
+
+
+def _unmapped_statuses(leads: pl.DataFrame, config: OrgConfig) -> dict[str, int]:
+    """Count the leads' status values that the config's stage mapping lacks.
+
+    Canonical files carry their stage events already, so no mapping was applied
+    on reading. The gate and the hygiene metric still judge status values by the
+    config's mapping, as for the other sources.
+    """
+    mapping = config.stages.resolved()
+    counts = (
+        leads.filter(
+            pl.col("status_raw").is_not_null()
+            & ~pl.col("status_raw").is_in(list(mapping))
+        )
+        .group_by("status_raw")
+        .len()
+    )
+    return dict(zip(counts["status_raw"], counts["len"]))
 
 
 def _check_stages(folder: Path, result: CanonicalTables) -> None:

@@ -124,7 +124,7 @@ def _expectation(
         case "mapped":
             return "ExpectColumnValuesToNotBeInSet", {
                 "column": column,
-                "value_set": sorted(tables.unmapped_statuses),
+                "value_set": _unmapped_values(tables, column),
                 "mostly": 1 - config.gate.max_unmapped_share,
             }
         case "known_lead" | "known_user":
@@ -206,3 +206,20 @@ def _known(references: pl.Series, ids: pl.Series) -> pl.Series:
     """Flag each reference found among ``ids``; a null reference stays null."""
     found = references.is_in(ids.drop_nulls().unique().implode())
     return pl.select(pl.when(references.is_not_null()).then(found)).to_series()
+
+
+# Connectors key an unmapped lifecycle stage as "lifecyclestage=<value>" and an
+# unmapped lead status by its value alone.
+LIFECYCLE_PREFIX = "lifecyclestage="
+
+
+def _unmapped_values(tables: CanonicalTables, column: str) -> list[str]:
+    """Return the unmapped raw values of ``column``: lifecycle stages or statuses."""
+    keys = tables.unmapped_statuses
+    if column == "lifecycle_raw":
+        return sorted(
+            key.removeprefix(LIFECYCLE_PREFIX)
+            for key in keys
+            if key.startswith(LIFECYCLE_PREFIX)
+        )
+    return sorted(key for key in keys if not key.startswith(LIFECYCLE_PREFIX))

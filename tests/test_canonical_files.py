@@ -116,3 +116,12 @@ def test_zone_less_csv_values_noted(tmp_path: Path) -> None:
         "leads.csv created_at: 1 value(s) had no time zone; read in the org's "
         "time zone America/New_York"
     ]
+
+
+def test_unmapped_statuses_counted_by_config_mapping(tmp_path: Path) -> None:
+    config = load_config(CLOCK_CASE / "revalign.yaml")
+    (tmp_path / "leads.csv").write_text(
+        "lead_id,status_raw\nL1,New\nL2,Bogus\nL3,Bogus\nL4,\n", encoding="utf-8"
+    )
+    tables = read_canonical(tmp_path, config)
+    assert tables.unmapped_statuses == {"Bogus": 2}
