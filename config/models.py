@@ -197,6 +197,17 @@ class GateConfig(_Strict):
             raise ValueError(msg)
         return value
 
+    @field_validator("severity", mode="before")
+    @classmethod
+    def _unquoted_off(cls, value: Any) -> Any:
+        """Read YAML's unquoted ``off`` (loaded as ``False``) as ``"off"``."""
+        if isinstance(value, dict):
+            return {
+                name: "off" if level is False else level
+                for name, level in value.items()
+            }
+        return value
+
     @field_validator("severity")
     @classmethod
     def _known_checks(cls, value: dict[str, str]) -> dict[str, str]:

@@ -59,19 +59,28 @@ class Family:
         return self.reads_by_metric.get(key, self.reads)
 
 
-# The per-handoff frame joins these tables: stage events give the handoffs and
-# sales decisions, owner events and users the routing and clock zones, and
-# activities the sales touches.
+# A lead's own columns are listed one by one: the gate checks some of them
+# (created_at), and a warning on one concerns only the metrics that read it.
+LEAD_IDS = frozenset({"leads.lead_id"})
+# The per-handoff frame: stage events give the handoffs and sales decisions,
+# owner events, users and the leads' owners and zones the routing and clocks,
+# and activities the sales touches.
 HANDOFF_TABLES = frozenset(
-    {"leads", "stage_events", "owner_events", "activities", "users"}
+    {"leads.lead_id", "leads.owner_id", "leads.time_zone", "stage_events"}
+    | {"owner_events", "activities", "users"}
 )
-STAGES = frozenset({"leads", "stage_events"})
+STAGES = LEAD_IDS | {"stage_events"}
 # Opportunities counted by when they were created; amounts and close dates are
 # listed where a metric reads them.
 OPPORTUNITIES = frozenset({"opportunities.opportunity_id", "opportunities.created_at"})
 AMOUNT = frozenset({"opportunities.amount"})
 CLOSE_DATE = frozenset({"opportunities.close_date"})
-ATTRIBUTION = frozenset({"leads", "touches", "accounts"}) | OPPORTUNITIES
+LEAD_OPPORTUNITIES = STAGES | {"leads.opportunity_id"} | OPPORTUNITIES
+ATTRIBUTION = (
+    frozenset({"leads.lead_id", "leads.created_at", "leads.account_id"})
+    | {"touches", "accounts"}
+    | OPPORTUNITIES
+)
 TARGET_ACCOUNTS = frozenset({"accounts"})
 
 FAMILIES: list[Family] = [
@@ -91,26 +100,24 @@ FAMILIES: list[Family] = [
                 STAGES,
             ),
             "untouched_share": STAGES | {"activities", "users"},
-            "routing_failure_rate": STAGES | {"owner_events", "users"},
+            "routing_failure_rate": STAGES
+            | {"leads.owner_id", "owner_events", "users"},
         },
     ),
     Family(owner_response_metrics, HANDOFF_TABLES),
     Family(cadence_metrics, HANDOFF_TABLES),
     Family(
         funnel_metrics,
-        STAGES | OPPORTUNITIES | CLOSE_DATE,
-        dict.fromkeys(
-            (
-                "funnel_mql_to_sal",
-                "funnel_sal_to_sql",
-                "stage_velocity_mql_to_sal",
-                "stage_velocity_sal_to_sql",
-            ),
-            STAGES,
-        ),
+        STAGES,
+        {
+            "funnel_sql_to_opportunity": LEAD_OPPORTUNITIES,
+            "stage_velocity_sql_to_opportunity": LEAD_OPPORTUNITIES,
+            "funnel_opportunity_to_won": LEAD_OPPORTUNITIES | CLOSE_DATE,
+            "stage_velocity_opportunity_to_won": LEAD_OPPORTUNITIES | CLOSE_DATE,
+        },
     ),
     Family(volume_metrics, STAGES),
-    Family(context_metrics, STAGES | {"touches"}),
+    Family(context_metrics, STAGES | {"leads.score", "touches"}),
     Family(
         attribution_metrics,
         ATTRIBUTION,
@@ -122,12 +129,12 @@ FAMILIES: list[Family] = [
     ),
     Family(
         hygiene_metrics,
-        STAGES,
+        STAGES | {"leads.is_converted", "leads.converted_on", "leads.score"},
         {"unmapped_status_share": frozenset({"leads.lead_id", "leads.status_raw"})},
     ),
     Family(
         planning_metrics,
-        TARGET_ACCOUNTS | STAGES,
+        TARGET_ACCOUNTS | STAGES | {"leads.account_id"},
         {
             "target_account_list_present": TARGET_ACCOUNTS,
             "target_account_opportunity_share": TARGET_ACCOUNTS | OPPORTUNITIES,

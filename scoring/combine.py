@@ -14,12 +14,12 @@ Confidence of measured evidence comes from the smallest population among the
 measured criteria of levels 2 up to the stopping level (config flags have no
 population). It is "low" below the rubric's ``medium_population``, "high" from
 ``high_population`` and "medium" in between or when only flags were checked. A
-dimension limited by data is at most "medium". A data-quality gate warning on
-the input of a metric it relies on lowers it one step more ("high" to "medium",
-"medium" to "low"). Survey evidence is "medium" with
+dimension limited by data is at most "medium". Survey evidence is "medium" with
 at least ``medium_respondents`` answers and "low" below that. It is never "high",
 because nobody checked it against data. A blended score takes the higher of the
-two.
+two. Last, a data-quality gate warning on the input of a metric the measured
+level relies on lowers the dimension's confidence one step ("high" to "medium",
+"medium" to "low").
 
 Scores are rounded half-up to two decimals, the precision the scorecard prints.
 """
@@ -31,7 +31,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from config.models import ScoringConfig
-from scoring.levels import MeasuredLevel
+from scoring.levels import CriterionResult, MeasuredLevel
 from scoring.rubric import ConfidenceRule
 
 Source = Literal["measured", "self-reported", "blended", "lacking data"]
@@ -97,12 +97,21 @@ def combine(
         level_conf, level_reasons = measured_confidence(measured, rule)
         survey_conf, survey_reasons = survey_confidence(survey, rule)
         confidence = max(level_conf, survey_conf, key=_RANK.__getitem__)
-        reasons = (f"measured weight {weight:g}", *level_reasons, *survey_reasons)
+        confidence, warned = _lower_for_warnings(confidence, measured)
+        reasons = (
+            f"measured weight {weight:g}",
+            *level_reasons,
+            *warned,
+            *survey_reasons,
+        )
         return Combined(round_score(score), "blended", confidence, reasons)
     if use_measured:
         assert measured.level is not None
         confidence, reasons = measured_confidence(measured, rule)
-        return Combined(float(measured.level), "measured", confidence, reasons)
+        confidence, warned = _lower_for_warnings(confidence, measured)
+        return Combined(
+            float(measured.level), "measured", confidence, (*reasons, *warned)
+        )
     if use_survey:
         assert survey.mean is not None
         confidence, reasons = survey_confidence(survey, rule)
@@ -114,8 +123,7 @@ def measured_confidence(
     measured: MeasuredLevel, rule: ConfidenceRule
 ) -> tuple[Confidence, tuple[str, ...]]:
     """Grade the measured evidence of one dimension (rule in the module docstring)."""
-    last = measured.stopped_at or 5
-    relied_on = [item for item in measured.measurable if item.level <= last]
+    relied_on = _relied_on(measured)
     populations = [item.population for item in relied_on if item.unit != "flag"]
     reasons: list[str] = []
     confidence: Confidence = "medium"
@@ -134,11 +142,26 @@ def measured_confidence(
         reasons.append(f"limited by data: {count} {noun} not measurable")
         if confidence == "high":
             confidence = "medium"
-    warned = sorted({item.criterion.metric for item in relied_on if item.warnings})
-    if warned:
-        reasons.append(f"data-quality warnings on the input of {', '.join(warned)}")
-        confidence = "low" if confidence != "high" else "medium"
     return confidence, tuple(reasons)
+
+
+def _relied_on(measured: MeasuredLevel) -> list[CriterionResult]:
+    """Return the measured criteria of the levels up to the stopping level."""
+    last = measured.stopped_at or 5
+    return [item for item in measured.measurable if item.level <= last]
+
+
+def _lower_for_warnings(
+    confidence: Confidence, measured: MeasuredLevel
+) -> tuple[Confidence, tuple[str, ...]]:
+    """Lower ``confidence`` one step when gate warnings concern a relied-on metric."""
+    warned = sorted(
+        {item.criterion.metric for item in _relied_on(measured) if item.warnings}
+    )
+    if not warned:
+        return confidence, ()
+    lowered: Confidence = "medium" if confidence == "high" else "low"
+    return lowered, (f"data-quality warnings on the input of {', '.join(warned)}",)
 
 
 def survey_confidence(

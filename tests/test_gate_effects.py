@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,8 @@ from flows.cli import app
 from flows.pipeline import DEMO_CONFIG, ScoreRequest, run_score
 from metrics.measure import measure
 from metrics.result import MetricValue
+from scoring.combine import SurveyEvidence, combine
+from scoring.levels import measure_dimension
 from scoring.rubric import load_rubric
 from scoring.scorecard import build_scorecard
 
@@ -175,6 +178,33 @@ def test_warning_lowers_confidence_one_step() -> None:
     )
 
 
+def test_warning_lowers_blended_confidence_after_survey() -> None:
+    # Populations of 50 make the measured evidence "medium", like the survey's.
+    metrics = {
+        key: dataclasses.replace(
+            _metric(key, {"leads", "stage_events", "activities"}, value=value),
+            population=50,
+        )
+        for key, value in HANDOFF_LEVEL3.items()
+    }
+    report = _report(_finding("activities.owner_id.known_user"))
+    measured = measure_dimension(
+        "lead_handoff", RUBRIC.dimensions["lead_handoff"], flag_metrics(metrics, report)
+    )
+    # The blend of two "medium" sources is "medium"; the warning lowers it.
+    survey = SurveyEvidence(mean=3.0, answers=10, counted=True)
+    combined = combine(
+        measured, survey, scoring=OrgConfig().scoring, rule=RUBRIC.confidence
+    )
+    assert combined.source == "blended"
+    assert combined.confidence == "low"
+    assert combined.reasons[-2:] == (
+        "data-quality warnings on the input of handoff_context_share, "
+        "routing_failure_rate, sal_rate, speed_to_lead_median_business_hours",
+        "10 survey answers",
+    )
+
+
 def test_unrelated_warning_keeps_confidence() -> None:
     combined = _handoff_card(_report(_finding("campaigns.cost.non_negative")))
     assert combined.confidence == "high"
@@ -261,12 +291,21 @@ def demo_metrics() -> dict[str, MetricValue]:
             "opportunities.close_date.not_before_created",
             [
                 "funnel_opportunity_to_won",
-                "funnel_sql_to_opportunity",
                 "influenced_pipeline_share",
                 "stage_velocity_opportunity_to_won",
-                "stage_velocity_sql_to_opportunity",
             ],
             id="close-date",
+        ),
+        pytest.param(
+            "leads.created_at.not_null",
+            [
+                "attribution_amount_coverage_share",
+                "attribution_coverage_share",
+                "influenced_pipeline_share",
+                "multi_touch_coverage_share",
+                "sourced_pipeline_share",
+            ],
+            id="lead-created",
         ),
         pytest.param(
             "opportunities.amount.non_negative",
