@@ -19,6 +19,7 @@ from connectors.values import (
     parse_datetime,
     parse_number,
     redact_counts,
+    redact_free_text,
 )
 
 # User and queue ids: LeadHistory owner changes come as a names row and an ids row.
@@ -633,7 +634,10 @@ def _accounts_and_users(
         .sort(["len", "department"], descending=[True, False])
     )
     if not unmapped.is_empty():
-        listed = ", ".join(f"{name!r} ({count})" for name, count in unmapped.iter_rows())
+        listed = ", ".join(
+            f"{redact_free_text(name)!r} ({count})"
+            for name, count in unmapped.iter_rows()
+        )
         result.notes.append(
             f"User departments no team mapping covers (users in each): {listed}; "
             "they count as team 'other', so their touches are not sales touches. "

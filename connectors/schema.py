@@ -147,11 +147,17 @@ def conform(table: str, frame: pl.DataFrame) -> pl.DataFrame:
     return conformed.with_columns(redact_text(name) for name in free_text)
 
 
-# Columns that hold text typed in the CRM (picklist values, rejection reasons),
-# which can carry a phone number or an e-mail address; conform() redacts them.
+# Columns of text typed in the CRM: picklist values, rejection reasons and
+# campaign names. Such text can contain a phone number or an e-mail address, so
+# conform() redacts them.
 FREE_TEXT_COLUMNS = {
-    "leads": ("status_raw", "lifecycle_raw"),
+    "leads": ("source", "status_raw", "lifecycle_raw"),
     "stage_events": ("raw_value", "reason"),
+    "opportunities": ("stage_raw", "source"),
+    "opportunity_history": ("stage_raw",),
+    "touches": ("channel",),
+    "campaigns": ("name", "channel"),
+    "accounts": ("segment",),
 }
 
 

@@ -25,7 +25,13 @@ MAX_EXAMPLES = 3
 
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-_PHONE = re.compile(r"^\s*\+|^\s*\(\d{3}\)|\d{3}[-. ]\d{3}[-. ]\d{4}")
+# A run of digits that may be split by spaces, dots, dashes or brackets, as in
+# "+44 20 7946 0958", "(415) 555-0199" or "4155550142".
+_DIGIT_RUN = r"\+?\(?\d[\d\s().-]*\d"
+# Dates are not phone numbers: 2025-07-01, and 20250701 as campaign names use.
+_DATE_IN_RUN = r"\d{4}-\d{1,2}-\d{1,2}|^(19|20)\d{6}$"
+_SEPARATED = re.compile(r"[\s().+-]")
+PHONE_DIGITS = 7
 
 
 EMAIL_PLACEHOLDER = "<e-mail address>"
@@ -41,25 +47,46 @@ def redact(value: object) -> str:
     text = str(value)
     if _EMAIL.search(text):
         return EMAIL_PLACEHOLDER
-    if sum(ch.isdigit() for ch in text) >= 7 and _PHONE.search(text):
+    if _has_phone(text, separated_only=True):
         return PHONE_PLACEHOLDER
     return repr(value)
+
+
+def _has_phone(text: str, *, separated_only: bool) -> bool:
+    """Return whether ``text`` contains a run of seven or more digits, not a date.
+
+    With ``separated_only`` a run counts only if spaces, dashes, dots, brackets
+    or a plus sign split it, so that a bad amount such as ``12345678`` in an
+    error message stays readable.
+    """
+    for run in re.findall(_DIGIT_RUN, text):
+        if re.search(_DATE_IN_RUN, run):
+            continue
+        if separated_only and not _SEPARATED.search(run):
+            continue
+        if sum(ch.isdigit() for ch in run) >= PHONE_DIGITS:
+            return True
+    return False
 
 
 def redact_text(column: str) -> pl.Expr:
     """Replace the values of a text column that look personal by a placeholder.
 
-    It applies the rule of :func:`redact` to a whole column. A value containing an
-    e-mail address becomes ``<e-mail address>``. A value with seven digits or more
-    in a phone number's shape becomes ``<phone number>``. Other values are kept.
+    A value containing an e-mail address becomes ``<e-mail address>``. A value
+    with a run of seven digits or more, separated or not, that is not a date
+    becomes ``<phone number>``, because free text rarely contains such a number
+    for any other reason. Other values are kept.
     """
     text = pl.col(column)
+    digits_per_run = text.str.extract_all(_DIGIT_RUN).list.eval(
+        pl.when(pl.element().str.contains(_DATE_IN_RUN))
+        .then(0)
+        .otherwise(pl.element().str.count_matches(r"\d"))
+    )
     return (
         pl.when(text.str.contains(_EMAIL.pattern))
         .then(pl.lit(EMAIL_PLACEHOLDER))
-        .when(
-            (text.str.count_matches(r"\d") >= 7) & text.str.contains(_PHONE.pattern)
-        )
+        .when(digits_per_run.list.max() >= PHONE_DIGITS)
         .then(pl.lit(PHONE_PLACEHOLDER))
         .otherwise(text)
         .alias(column)
@@ -67,13 +94,24 @@ def redact_text(column: str) -> pl.Expr:
 
 
 def redact_counts(counts: dict[str, int]) -> dict[str, int]:
-    """Return value counts with personal-looking values merged under placeholders."""
+    """Return value counts with personal-looking values merged under placeholders.
+
+    The values are free text, so the rule of :func:`redact_text` applies.
+    """
     redacted: dict[str, int] = {}
     for value, count in counts.items():
-        printed = redact(value)
-        key = value if printed == repr(value) else printed
+        key = redact_free_text(value)
         redacted[key] = redacted.get(key, 0) + count
     return redacted
+
+
+def redact_free_text(value: str) -> str:
+    """Return ``value``, or its placeholder when it looks like personal data."""
+    if _EMAIL.search(value):
+        return EMAIL_PLACEHOLDER
+    if _has_phone(value, separated_only=False):
+        return PHONE_PLACEHOLDER
+    return value
 
 
 def _row_numbers(frame: pl.DataFrame, bad: pl.Expr) -> pl.DataFrame:

@@ -18,6 +18,7 @@ from typing import Protocol
 from config.models import OrgConfig
 from connectors.errors import InputError
 from connectors.schema import CanonicalTables
+from connectors.values import redact
 from expectations.exchange import CheckInput, CheckResult, SuiteInput
 from expectations.prepare import PlannedCheck, TableBatch, plan_gate
 from expectations.report import Finding, GateReport
@@ -185,11 +186,21 @@ def _finding(
 
 
 def _examples(batch: TableBatch, positions: tuple[int, ...]) -> tuple[str, ...]:
-    """Return the first distinct record ids at ``positions`` of the batch frame."""
+    """Return the first distinct record ids at ``positions`` of the batch frame.
+
+    An id cell that contains an e-mail address or a phone number (a column
+    shifted in the export) is shown as a placeholder.
+    """
     if not positions:
         return ()
     ids = batch.frame[batch.example_column].gather(list(positions))
-    return tuple(ids.drop_nulls().unique(maintain_order=True).head(MAX_EXAMPLES))
+    first = ids.drop_nulls().unique(maintain_order=True).head(MAX_EXAMPLES)
+    return tuple(_shown_id(str(value)) for value in first)
+
+
+def _shown_id(value: str) -> str:
+    printed = redact(value)
+    return value if printed == repr(value) else printed
 
 
 def _unmapped_detail(

@@ -18,6 +18,7 @@ from typing import Any
 
 import polars as pl
 import pytest
+import yaml
 from pydantic import ValidationError
 from rich.console import Console
 from typer.testing import CliRunner
@@ -386,6 +387,11 @@ def test_gate_config_rejects_unknown_check() -> None:
         GateConfig(severity={"leads.id.unique": "off"})
 
 
+def test_gate_config_reads_unquoted_yaml_off() -> None:
+    data = yaml.safe_load("severity: {leads.lead_id.unique: off}")
+    assert GateConfig.model_validate(data).severity == {"leads.lead_id.unique": "off"}
+
+
 def test_gate_config_rejects_critical_below_limit() -> None:
     with pytest.raises(
         ValidationError, match="must be at least max_unmapped_share 0.05"
@@ -741,3 +747,31 @@ def test_sigkill_of_parent_ends_worker(tmp_path: Path) -> None:
     # its parent would still be listed after this wait.
     time.sleep(0.5)
     assert _workers_with_tmpdir(tmp_path) == []
+
+
+def test_lifecycle_mapping_check_reads_prefixed_keys() -> None:
+    leads = [("L7", "2025-01-04", "Working - Contacted")]
+    unmapped = {"lifecyclestage=zombie": 3, "Paused": 1}
+    tables = _tables({"leads": leads}, unmapped=unmapped)
+    frame = tables.tables["leads"].with_columns(
+        lifecycle_raw=pl.Series(["lead", "lead", "zombie", "zombie"])
+    )
+    tables.tables["leads"] = frame
+    plan = plan_gate(tables, CONFIG, as_of=AS_OF)
+    checks = {c.spec.name: c for batch in plan.batches for c in batch.checks}
+    assert checks["leads.lifecycle_raw.mapped"].kwargs["value_set"] == ["zombie"]
+    assert checks["leads.status_raw.mapped"].kwargs["value_set"] == ["Paused"]
+
+
+def test_gate_examples_hide_personal_ids() -> None:
+    extra = {
+        "activities": [
+            ("lisa@example.com", "L1", "U1", "2025-01-06"),
+            ("lisa@example.com", "L1", "U1", "2025-01-07"),
+            ("+1 415 555 0166", "L1", "U1", "2025-01-06"),
+            ("+1 415 555 0166", "L1", "U1", "2025-01-07"),
+        ]
+    }
+    report = run_gate(_tables(extra), CONFIG, as_of=AS_OF)
+    finding = _by_name(report)["activities.activity_id.unique"]
+    assert finding.examples == ("<e-mail address>", "<phone number>")

@@ -12,7 +12,13 @@ import pytest
 from config.models import OrgConfig, load_config
 from connectors.errors import InputError
 from connectors.salesforce_export import read_export
-from connectors.values import parse_datetime, redact_counts
+from connectors.values import (
+    parse_datetime,
+    redact,
+    redact_counts,
+    redact_free_text,
+    redact_text,
+)
 from tests.conftest import CASES_DIR
 
 UTC = dt.UTC
@@ -241,3 +247,49 @@ def test_status_values_that_look_personal_are_redacted(tmp_path: Path) -> None:
 def test_redact_counts_merges_placeholders() -> None:
     counts = {"+1 555 017 9999": 2, "(850) 644-4200": 1, "Working": 4}
     assert redact_counts(counts) == {"<phone number>": 3, "Working": 4}
+
+
+@pytest.mark.parametrize(
+    ("value", "kept"),
+    [
+        pytest.param("Call (415) 555-0199", False, id="brackets-inside"),
+        pytest.param("Callback 4155550142", False, id="plain-digits"),
+        pytest.param("tel +44 20 7946 0958", False, id="plus-inside"),
+        pytest.param("Ring 020 7946 0959", False, id="uk-spaces"),
+        pytest.param("555-0145 ext 22", False, id="seven-digits"),
+        pytest.param("call back 2025-07-01", True, id="iso-date"),
+        pytest.param("Webinar 20250701", True, id="compact-date"),
+        pytest.param("Q3 2025 budget", True, id="year"),
+        pytest.param("Open - Not Contacted", True, id="status"),
+    ],
+)
+def test_free_text_phone_numbers_redacted(value: str, kept: bool) -> None:
+    frame = pl.DataFrame({"reason": [value]}).select(redact_text("reason"))
+    expected = value if kept else "<phone number>"
+    assert frame["reason"][0] == expected
+    assert redact_free_text(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        pytest.param("12345678", "'12345678'", id="plain-amount"),
+        pytest.param("2025-07-01 10:00:00", "'2025-07-01 10:00:00'", id="timestamp"),
+        pytest.param("call 020 7946 0959", "<phone number>", id="spaced-phone"),
+    ],
+)
+def test_error_cell_redaction_keeps_plain_numbers(value: str, shown: str) -> None:
+    assert redact(value) == shown
+
+
+def test_department_note_redacts_personal_values(tmp_path: Path) -> None:
+    _write(tmp_path, "Lead.csv", "Id,Status\n00Q1,New\n")
+    _write(
+        tmp_path,
+        "User.csv",
+        "Id,IsActive,Department\nU1,TRUE,Sales erin@example.com\n",
+    )
+    tables = read_export(tmp_path, OrgConfig())
+    note = next(n for n in tables.notes if n.startswith("User departments"))
+    assert "'<e-mail address>' (1)" in note
+    assert "erin" not in " ".join(tables.notes)
