@@ -17,6 +17,7 @@ GATED_COMMANDS = (("score",), ("check", "data"))
 
 def main() -> None:
     """Run the revalign command line, with the gate's worker started first if needed."""
+    _replace_unencodable_output()
     if _runs_gate(sys.argv[1:]):
         from expectations.worker import prestart
 
@@ -53,3 +54,16 @@ def exit_cleanly_on_sigterm() -> None:
 
 def _raise_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
+
+
+def _replace_unencodable_output() -> None:
+    """Print ``?`` for characters the terminal's encoding lacks instead of failing.
+
+    The scorecard uses characters such as "·" and box-drawing lines. Under an
+    ASCII locale or ``PYTHONIOENCODING=ascii`` printing them would raise after
+    the files were written, and the run would end with status 1.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        reconfigure = getattr(stream, "reconfigure", None)
+        if reconfigure is not None:
+            reconfigure(errors="replace")

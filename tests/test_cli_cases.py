@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import subprocess
 import sys
@@ -320,4 +321,24 @@ def test_reader_closing_pipe_early_exits_zero(tmp_path: Path) -> None:
     )
     result = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
+    assert (tmp_path / "scorecard.json").is_file()
+
+
+def test_ascii_terminal_still_prints_scorecard(tmp_path: Path) -> None:
+    folder = CASES_DIR / "sf-export-business-hours"
+    revalign = Path(sys.executable).parent / "revalign"
+    result = subprocess.run(
+        [
+            str(revalign), "score", "--path", str(folder),
+            "--config", str(folder / "revalign.yaml"),
+            "--as-of", "2025-07-15T00:00:00Z", "--out", str(tmp_path),
+        ],  # fmt: skip
+        env={**os.environ, "PYTHONIOENCODING": "ascii"},
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.isascii()
+    assert b"Overall" in result.stdout
     assert (tmp_path / "scorecard.json").is_file()
