@@ -56,11 +56,15 @@ def stage_entries(tables: CanonicalTables, as_of: dt.datetime) -> pl.DataFrame:
         pl.col("stage").is_in(_TIMED + ("customer",))
     )
     events = events.select("lead_id", "stage", "entered_at")
+    # Only the opportunity's columns are joined: the lead has a created_at too.
+    opportunities = tables["opportunities"].select(
+        "opportunity_id", entered_at="created_at"
+    )
     created = (
         tables["leads"]
         .filter(pl.col("opportunity_id").is_not_null())
-        .join(tables["opportunities"], on="opportunity_id", how="inner")
-        .select("lead_id", stage=pl.lit("opportunity"), entered_at="created_at")
+        .join(opportunities, on="opportunity_id", how="inner")
+        .select("lead_id", stage=pl.lit("opportunity"), entered_at="entered_at")
     )
     return (
         pl.concat([events, created])

@@ -175,3 +175,25 @@ def test_funnel_period_rate_without_mqls():
     assert periods["2024-04"]["mql"] == 0
     assert periods["2024-04"]["sal"] == 1
     assert periods["2024-04"]["mql_to_sal"] is None
+
+
+def test_funnel_opportunity_from_creation_not_lead_date():
+    # No opportunity stage event: the opportunity's own creation, 5 days after
+    # SQL, is the entry. The lead's earlier creation date must not be used.
+    lead_tables = tables(
+        leads=[
+            {"lead_id": "L1", "opportunity_id": "O1", "created_at": at(2023, 12, 1)}
+        ],
+        stage_events=events(
+            ("L1", "mql", at(2024, 1, 1, 10)),
+            ("L1", "sal", at(2024, 1, 2, 10)),
+            ("L1", "sql", at(2024, 1, 5, 10)),
+        ),
+        opportunities=[
+            {"opportunity_id": "O1", "created_at": at(2024, 1, 10, 10), "is_won": False}
+        ],
+    )
+    metrics = funnel_metrics(context(lead_tables))
+    assert metrics["funnel_sql_to_opportunity"].value == 1.0
+    assert metrics["funnel_sql_to_opportunity"].population == 1
+    assert metrics["stage_velocity_sql_to_opportunity"].value == 5.0
