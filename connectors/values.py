@@ -28,8 +28,11 @@ _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 # A run of digits that may be split by spaces, dots, dashes or brackets, as in
 # "+44 20 7946 0958", "(415) 555-0199" or "4155550142".
 _DIGIT_RUN = r"\+?\(?\d[\d\s().-]*\d"
-# Dates are not phone numbers: 2025-07-01, and 20250701 as campaign names use.
-_DATE_IN_RUN = r"\d{4}-\d{1,2}-\d{1,2}|^(19|20)\d{6}$"
+# Dates are not phone numbers. ISO dates are blanked before runs are found, so
+# a date next to a number does not hide it. A run such as 20250701, a date as
+# campaign names write it, is skipped whole.
+_DATE_ANYWHERE = r"\d{4}-\d{1,2}-\d{1,2}"
+_COMPACT_DATE = r"^(19|20)\d{6}$"
 _SEPARATED = re.compile(r"[\s().+-]")
 PHONE_DIGITS = 7
 
@@ -59,8 +62,8 @@ def _has_phone(text: str, *, separated_only: bool) -> bool:
     or a plus sign split it, so that a bad amount such as ``12345678`` in an
     error message stays readable.
     """
-    for run in re.findall(_DIGIT_RUN, text):
-        if re.search(_DATE_IN_RUN, run):
+    for run in re.findall(_DIGIT_RUN, re.sub(_DATE_ANYWHERE, " ", text)):
+        if re.search(_COMPACT_DATE, run):
             continue
         if separated_only and not _SEPARATED.search(run):
             continue
@@ -78,8 +81,9 @@ def redact_text(column: str) -> pl.Expr:
     for any other reason. Other values are kept.
     """
     text = pl.col(column)
-    digits_per_run = text.str.extract_all(_DIGIT_RUN).list.eval(
-        pl.when(pl.element().str.contains(_DATE_IN_RUN))
+    without_dates = text.str.replace_all(_DATE_ANYWHERE, " ")
+    digits_per_run = without_dates.str.extract_all(_DIGIT_RUN).list.eval(
+        pl.when(pl.element().str.contains(_COMPACT_DATE))
         .then(0)
         .otherwise(pl.element().str.count_matches(r"\d"))
     )

@@ -14,7 +14,8 @@ Which metrics a finding concerns (each metric's inputs are in
 - a finding on a table's id column concerns every metric reading the table,
   because the metrics join and count rows by id;
 - an unmapped status concerns every metric reading stage events, because the
-  mapping turns statuses into stage events.
+  mapping turns statuses into stage events. Canonical files give their stage
+  events as they are, so there it concerns no metric.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def affected_input(finding: Finding) -> tuple[str, str | None]:
     return spec.table, spec.column
 
 
+def _is_mapping_check(finding: Finding) -> bool:
+    spec = _SPECS.get(finding.expectation)
+    return spec is not None and spec.rule == "mapped"
+
+
 def reads_input(reads: frozenset[str], table: str, column: str | None) -> bool:
     """Return whether a metric with inputs ``reads`` reads ``table.column``."""
     if table in reads:
@@ -49,13 +55,22 @@ def reads_input(reads: frozenset[str], table: str, column: str | None) -> bool:
     return f"{table}.{column}" in reads
 
 
-def flag_metrics(metrics: Metrics, report: GateReport) -> Metrics:
+def flag_metrics(
+    metrics: Metrics, report: GateReport, *, stages_from_mapping: bool = True
+) -> Metrics:
     """Return ``metrics`` with the report's warnings added to the affected metrics.
 
     Metrics without a value, and metrics no warning concerns, are returned as
     they are. A metric's warnings are listed in the order of the report.
+    ``stages_from_mapping`` is false when the source gave stage events as they
+    are (canonical files): an unmapped status then concerns no metric, because
+    no status was turned into a stage event.
     """
-    warnings = [(finding, affected_input(finding)) for finding in report.warnings]
+    warnings = [
+        (finding, affected_input(finding))
+        for finding in report.warnings
+        if stages_from_mapping or not _is_mapping_check(finding)
+    ]
     if not warnings:
         return metrics
 

@@ -18,7 +18,7 @@ from typing import Protocol
 from config.models import OrgConfig
 from connectors.errors import InputError
 from connectors.schema import CanonicalTables
-from connectors.values import redact
+from connectors.values import EMAIL_PLACEHOLDER, PHONE_PLACEHOLDER, redact
 from expectations.exchange import CheckInput, CheckResult, SuiteInput
 from expectations.prepare import PlannedCheck, TableBatch, plan_gate
 from expectations.report import Finding, GateReport
@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 MAX_EXAMPLES = 5
 MAX_LISTED_VALUES = 10
+PLACEHOLDERS = (EMAIL_PLACEHOLDER, PHONE_PLACEHOLDER)
 
 
 class Validator(Protocol):
@@ -219,8 +220,14 @@ def _unmapped_detail(
     more = len(counts) - MAX_LISTED_VALUES
     if more > 0:
         listed += f" and {more} more"
-    return (
+    detail = (
         f"{share:.1%} of {evaluated} leads with a {column} value have one that the "
         f"mapping does not cover (limit {config.gate.max_unmapped_share:.1%}). "
         f"Unmapped values, counted over current values and history: {listed}."
     )
+    if any(value in PLACEHOLDERS for value, _ in counts):
+        detail += (
+            " The placeholders stand for e-mail addresses or phone numbers typed "
+            "into the field: correct those records in the CRM, do not map them."
+        )
+    return detail

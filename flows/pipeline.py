@@ -275,7 +275,9 @@ def measure_step(
     if gate is not None:
         from expectations.effects import flag_metrics
 
-        metrics = flag_metrics(metrics, gate)
+        metrics = flag_metrics(
+            metrics, gate, stages_from_mapping=tables.status_mapping is not None
+        )
     return metrics, handoffs
 
 

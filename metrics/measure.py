@@ -60,7 +60,8 @@ class Family:
 
 
 # A lead's own columns are listed one by one: the gate checks some of them
-# (created_at), and a warning on one concerns only the metrics that read it.
+# (created_at), and a warning on one concerns only the metrics whose values
+# read it.
 LEAD_IDS = frozenset({"leads.lead_id"})
 # The per-handoff frame: stage events give the handoffs and sales decisions,
 # owner events, users and the leads' owners and zones the routing and clocks,
@@ -77,10 +78,10 @@ AMOUNT = frozenset({"opportunities.amount"})
 CLOSE_DATE = frozenset({"opportunities.close_date"})
 LEAD_OPPORTUNITIES = STAGES | {"leads.opportunity_id"} | OPPORTUNITIES
 ATTRIBUTION = (
-    frozenset({"leads.lead_id", "leads.created_at", "leads.account_id"})
-    | {"touches", "accounts"}
-    | OPPORTUNITIES
-)
+    frozenset({"leads.lead_id", "leads.account_id"}) | {"touches", "accounts"}
+) | OPPORTUNITIES
+# Sourced pipeline compares the first touch with the leads' creation.
+LEAD_CREATED = frozenset({"leads.created_at"})
 TARGET_ACCOUNTS = frozenset({"accounts"})
 
 FAMILIES: list[Family] = [
@@ -123,7 +124,7 @@ FAMILIES: list[Family] = [
         ATTRIBUTION,
         {
             "attribution_amount_coverage_share": ATTRIBUTION | AMOUNT,
-            "sourced_pipeline_share": ATTRIBUTION | AMOUNT,
+            "sourced_pipeline_share": ATTRIBUTION | AMOUNT | LEAD_CREATED,
             "influenced_pipeline_share": ATTRIBUTION | AMOUNT | CLOSE_DATE,
         },
     ),

@@ -775,3 +775,15 @@ def test_gate_examples_hide_personal_ids() -> None:
     report = run_gate(_tables(extra), CONFIG, as_of=AS_OF)
     finding = _by_name(report)["activities.activity_id.unique"]
     assert finding.examples == ("<e-mail address>", "<phone number>")
+
+
+def test_unmapped_detail_explains_placeholders() -> None:
+    extra = {"leads": [("L4", "2025-01-04", "<phone number>")]}
+    tables = _tables(extra, unmapped={"<phone number>": 1})
+    report = run_gate(tables, CONFIG, as_of=AS_OF)
+    finding = _by_name(report)["leads.status_raw.mapped"]
+    assert finding.detail.endswith(
+        "history: '<phone number>' (1). The placeholders stand for e-mail addresses "
+        "or phone numbers typed into the field: correct those records in the CRM, "
+        "do not map them."
+    )

@@ -298,13 +298,7 @@ def demo_metrics() -> dict[str, MetricValue]:
         ),
         pytest.param(
             "leads.created_at.not_null",
-            [
-                "attribution_amount_coverage_share",
-                "attribution_coverage_share",
-                "influenced_pipeline_share",
-                "multi_touch_coverage_share",
-                "sourced_pipeline_share",
-            ],
+            ["sourced_pipeline_share"],
             id="lead-created",
         ),
         pytest.param(
@@ -369,6 +363,15 @@ def test_demo_metrics_flagged_by_check(
         if metric.details.get("data_quality_warnings")
     )
     assert found == flagged
+
+
+def test_mapping_warning_flags_nothing_without_mapping(
+    demo_metrics: dict[str, MetricValue],
+) -> None:
+    report = _report(_finding("leads.status_raw.mapped"))
+    flagged = flag_metrics(demo_metrics, report, stages_from_mapping=False)
+    assert flagged == demo_metrics
+    assert not any(m.details.get("data_quality_warnings") for m in flagged.values())
 
 
 def test_cli_warning_lowers_handoff_confidences(warned_demo: dict[str, Any]) -> None:

@@ -258,6 +258,7 @@ def test_redact_counts_merges_placeholders() -> None:
         pytest.param("Ring 020 7946 0959", False, id="uk-spaces"),
         pytest.param("555-0145 ext 22", False, id="seven-digits"),
         pytest.param("call back 2025-07-01", True, id="iso-date"),
+        pytest.param("Call 2025-11-01 555 0199", False, id="date-then-phone"),
         pytest.param("Webinar 20250701", True, id="compact-date"),
         pytest.param("Q3 2025 budget", True, id="year"),
         pytest.param("Open - Not Contacted", True, id="status"),
