@@ -47,12 +47,21 @@ def redact(value: object) -> str:
     Error messages show the bad cell so the user can find it, but a cell that holds
     personal data (a column shifted by a stray comma, say) must not be printed.
     """
-    text = str(value)
+    placeholder = personal_placeholder(str(value), free_text=False)
+    return placeholder or repr(value)
+
+
+def personal_placeholder(text: str, *, free_text: bool) -> str | None:
+    """Return the placeholder for ``text`` if it looks personal, else ``None``.
+
+    ``free_text`` applies the stricter rule of :func:`redact_text`, in which an
+    unseparated run of seven digits counts as a phone number too.
+    """
     if _EMAIL.search(text):
         return EMAIL_PLACEHOLDER
-    if _has_phone(text, separated_only=True):
+    if _has_phone(text, separated_only=not free_text):
         return PHONE_PLACEHOLDER
-    return repr(value)
+    return None
 
 
 def _has_phone(text: str, *, separated_only: bool) -> bool:
@@ -111,11 +120,7 @@ def redact_counts(counts: dict[str, int]) -> dict[str, int]:
 
 def redact_free_text(value: str) -> str:
     """Return ``value``, or its placeholder when it looks like personal data."""
-    if _EMAIL.search(value):
-        return EMAIL_PLACEHOLDER
-    if _has_phone(value, separated_only=False):
-        return PHONE_PLACEHOLDER
-    return value
+    return personal_placeholder(value, free_text=True) or value
 
 
 def _row_numbers(frame: pl.DataFrame, bad: pl.Expr) -> pl.DataFrame:

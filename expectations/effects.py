@@ -30,7 +30,7 @@ _SPECS = {spec.name: spec for spec in CATALOGUE}
 
 
 def affected_input(finding: Finding) -> tuple[str, str | None]:
-    """Return the table and column a finding flaws; ``None`` means the whole table."""
+    """Return the table and column a finding concerns; ``None`` is the whole table."""
     spec = _SPECS.get(finding.expectation)
     if spec is None:
         return finding.table, None

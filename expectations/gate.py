@@ -18,7 +18,11 @@ from typing import Protocol
 from config.models import OrgConfig
 from connectors.errors import InputError
 from connectors.schema import CanonicalTables
-from connectors.values import EMAIL_PLACEHOLDER, PHONE_PLACEHOLDER, redact
+from connectors.values import (
+    EMAIL_PLACEHOLDER,
+    PHONE_PLACEHOLDER,
+    personal_placeholder,
+)
 from expectations.exchange import CheckInput, CheckResult, SuiteInput
 from expectations.prepare import PlannedCheck, TableBatch, plan_gate
 from expectations.report import Finding, GateReport
@@ -196,12 +200,10 @@ def _examples(batch: TableBatch, positions: tuple[int, ...]) -> tuple[str, ...]:
         return ()
     ids = batch.frame[batch.example_column].gather(list(positions))
     first = ids.drop_nulls().unique(maintain_order=True).head(MAX_EXAMPLES)
-    return tuple(_shown_id(str(value)) for value in first)
-
-
-def _shown_id(value: str) -> str:
-    printed = redact(value)
-    return value if printed == repr(value) else printed
+    return tuple(
+        personal_placeholder(str(value), free_text=False) or str(value)
+        for value in first
+    )
 
 
 def _unmapped_detail(

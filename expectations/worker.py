@@ -27,6 +27,7 @@ import dataclasses
 import importlib.abc
 import importlib.machinery
 import io
+import logging
 import os
 import pickle
 import signal
@@ -39,6 +40,8 @@ from types import ModuleType, TracebackType
 from typing import Any
 
 from expectations.exchange import CheckResult, GateError, SuiteInput
+
+logger = logging.getLogger(__name__)
 
 HIDDEN_PACKAGES = ("sqlalchemy",)
 PARENT_OPTION = "--exit-with-parent"
@@ -126,7 +129,8 @@ def prestart() -> None:
         return
     try:
         _prestarted = ValidationWorker()
-    except OSError:
+    except OSError as error:
+        logger.warning("no validation worker started early: %s", error)
         return
     atexit.register(_stop_prestarted)
 

@@ -56,9 +56,10 @@ def check_data_command(
     try:
         org_config = load_config(config)
         with start_validator() as validator:
-            given = parse_as_of(as_of) if as_of else None
+            requested_as_of = parse_as_of(as_of) if as_of else None
             extracted = extract(source, SourceRequest(config=org_config, path=path))
-            moment, _ = resolve_as_of(ScoreRequest(as_of=given), extracted, None)
+            request = ScoreRequest(as_of=requested_as_of)
+            moment, _ = resolve_as_of(request, extracted, None)
             report = run_gate(
                 extracted.tables, org_config, as_of=moment, validator=validator
             )

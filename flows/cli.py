@@ -193,9 +193,8 @@ def _save_gate_failure(
     """
     from flows.pipeline import write_gate_failure
 
-    source = "demo" if request.demo else request.source
     try:
-        path = write_gate_failure(error, out, source=source)
+        path = write_gate_failure(error, out, source=request.source_name)
     except RevalignError as exc:
         errors.print(f"warning: {exc}", highlight=False, markup=False)
         return

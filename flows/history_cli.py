@@ -335,7 +335,7 @@ def store_failed(request: Any, error: Exception, history: Path | None) -> None:
             path,
             org_id=config.org.id if config is not None else "unknown",
             day=failure_day(request.as_of),
-            source="demo" if request.demo else request.source,
+            source=request.source_name,
             error=str(error),
             gate=None if report is None else report.to_dict(),
         )

@@ -166,16 +166,15 @@ def _score(
 def _save_gate_failure(request: ScoreRequest, error: Exception) -> None:
     """Write the gate report of a run the gate stopped into its output folder.
 
-    Errors here are logged, never raised, so the run's own error is the one the
-    flow fails with.
+    Any error here is logged and not raised, so the run's own error is the one
+    the flow fails with.
     """
     if not isinstance(error, pipeline.GateFailed) or request.out is None:
         return
-    source = "demo" if request.demo else request.source
     try:
-        pipeline.write_gate_failure(error, request.out, source=source)
-    except RevalignError:
-        get_run_logger().exception("the gate report was not saved in the output folder")
+        pipeline.write_gate_failure(error, request.out, source=request.source_name)
+    except Exception:  # noqa: BLE001 - the run's own error must surface
+        get_run_logger().exception("the gate report was not saved in %s", request.out)
 
 
 def _store_failure(
@@ -200,7 +199,7 @@ def _store_failure(
     try:
         run_id = store_failure_task(
             history_file, org_id=org_id, day=day,
-            source="demo" if request.demo else request.source,
+            source=request.source_name,
             error=message, gate=gate, flow_run_id=_flow_run_id(),
         )  # fmt: skip
     except Exception:  # noqa: BLE001 - the run's own error must surface

@@ -28,6 +28,7 @@ from config import CONFIG_DIR
 from config.models import OrgConfig, load_config
 from connectors.errors import InputError, RevalignError
 from connectors.schema import CanonicalTables
+from expectations.catalogue import EXAMPLE_COLUMNS, TIME_COLUMNS
 from flows.sources import Extract, SourceRequest, extract
 from metrics.measure import measure
 from metrics.result import Metrics
@@ -75,6 +76,11 @@ class ScoreRequest:
     state_dir: Path | None = None
     full_refresh: bool = False
     run_gate: bool = True
+
+    @property
+    def source_name(self) -> str:
+        """The source as reports name it: ``demo`` for the demo org."""
+        return "demo" if self.demo else self.source
 
 
 @dataclass
@@ -166,18 +172,6 @@ def extract_step(
     return extract(request.source, source_request), None, None
 
 
-# The timestamp that places each table's rows in time.
-TIME_COLUMNS = {
-    "leads": "created_at",
-    "stage_events": "entered_at",
-    "owner_events": "assigned_at",
-    "activities": "occurred_at",
-    "opportunities": "created_at",
-    "opportunity_history": "changed_at",
-    "touches": "touched_at",
-}
-
-
 def newest_timestamp(tables: CanonicalTables) -> dt.datetime | None:
     """Return the newest timestamp in the canonical tables, or ``None`` if there is none."""
     newest = [tables[table][column].max() for table, column in TIME_COLUMNS.items()]
@@ -185,11 +179,8 @@ def newest_timestamp(tables: CanonicalTables) -> dt.datetime | None:
     return max(newest) if newest else None
 
 
-def newest_record(tables: CanonicalTables) -> str:
-    """Describe the row holding the newest timestamp: its table, column and id."""
-    from expectations.catalogue import EXAMPLE_COLUMNS
-
-    newest = newest_timestamp(tables)
+def newest_record(tables: CanonicalTables, newest: dt.datetime) -> str:
+    """Describe the row whose timestamp is ``newest``: its table, column and id."""
     for table, column in TIME_COLUMNS.items():
         frame = tables[table]
         if frame.is_empty() or frame[column].max() != newest:
@@ -233,7 +224,7 @@ def resolve_as_of(
     if newest > latest:
         msg = (
             f"the newest timestamp in the data, {newest.isoformat()}, is in the future "
-            f"({newest_record(extracted.tables)}), so it cannot serve as the as-of "
+            f"({newest_record(extracted.tables, newest)}), so it cannot serve as the as-of "
             "time; fix that record in the CRM or pass --as-of"
         )
         raise InputError(msg)
@@ -311,11 +302,11 @@ def assemble(
     survey: Any,
 ) -> dict[str, Any]:
     """Build the versioned ``scorecard.json`` document."""
-    source_name = "demo" if request.demo else request.source
+    source_name = request.source_name
     return {
         "schema_version": SCHEMA_VERSION,
         "org": {"id": config.org.id, "segment": config.org.segment},
-        "as_of": as_of.isoformat().replace("+00:00", "Z"),
+        "as_of": _iso(as_of),
         "as_of_basis": as_of_basis,
         "source": {
             "name": source_name,

@@ -676,20 +676,26 @@ def _workers_with_tmpdir(tmpdir: Path) -> list[int]:
     return found
 
 
-def test_sigterm_stops_worker_and_cleans_up(tmp_path: Path) -> None:
-    tmpdir = tmp_path / "tmp"
-    tmpdir.mkdir()
+def _start_demo_run(tmpdir: Path, out: Path) -> subprocess.Popen[bytes]:
+    """Start ``revalign score --demo`` and return once its worker is running."""
     revalign = Path(sys.executable).parent / "revalign"
     run = subprocess.Popen(
-        [str(revalign), "score", "--demo", "--out", str(tmp_path / "out")],
+        [str(revalign), "score", "--demo", "--out", str(out)],
         env={**os.environ, "TMPDIR": str(tmpdir)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     deadline = time.monotonic() + 60
     while not _workers_with_tmpdir(tmpdir) and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     assert _workers_with_tmpdir(tmpdir)
+    return run
+
+
+def test_sigterm_stops_worker_and_cleans_up(tmp_path: Path) -> None:
+    tmpdir = tmp_path / "tmp"
+    tmpdir.mkdir()
+    run = _start_demo_run(tmpdir, tmp_path / "out")
 
     run.send_signal(signal.SIGTERM)
     assert run.wait(timeout=60) == 143
@@ -729,17 +735,7 @@ def test_entry_stops_untaken_worker_at_exit(tmp_path: Path) -> None:
 
 
 def test_sigkill_of_parent_ends_worker(tmp_path: Path) -> None:
-    revalign = Path(sys.executable).parent / "revalign"
-    run = subprocess.Popen(
-        [str(revalign), "score", "--demo", "--out", str(tmp_path / "out")],
-        env={**os.environ, "TMPDIR": str(tmp_path)},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 60
-    while not _workers_with_tmpdir(tmp_path) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert _workers_with_tmpdir(tmp_path)
+    run = _start_demo_run(tmp_path, tmp_path / "out")
 
     run.kill()
     assert run.wait(timeout=60) == -signal.SIGKILL
